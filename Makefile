@@ -1,0 +1,52 @@
+# Set-up and everyday commands. Every target creates .venv on first use and installs what it needs.
+# PyTorch: the CPU wheel torch==2.13.0 is installed first, so that pip never pulls a CUDA build.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+TORCH_SPEC ?= torch==2.13.0
+THREADS ?= 2
+
+.PHONY: demo demo-quick test test-all bench bench-env clean
+
+$(VENV)/.torch:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "$(TORCH_SPEC)"
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.torch pyproject.toml
+	$(PIP) install --quiet -e ".[test,all]"
+	touch $@
+
+$(VENV)/.installed-demo: $(VENV)/.torch pyproject.toml
+	$(PIP) install --quiet -e ".[demo]"
+	touch $@
+
+demo: $(VENV)/.installed-demo
+	OMP_NUM_THREADS=$(THREADS) $(VENV)/bin/xcebra demo --out demo_out
+
+demo-quick: $(VENV)/.installed-demo
+	OMP_NUM_THREADS=$(THREADS) $(VENV)/bin/xcebra demo --quick --out demo_out
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -q
+
+test-all: $(VENV)/.installed-test
+	$(PY) -m pytest -q -m "slow or not slow"
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# A separate environment with the reference package, used only by benchmarks that compare against it.
+BENCH_VENV ?= .venv-bench
+bench-env: $(BENCH_VENV)/.installed
+$(BENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BENCH_VENV)/bin/python -m pip install --quiet "cebra==0.6.1" cvxpy
+	touch $@
+
+bench: $(VENV)/.installed-test
+	OMP_NUM_THREADS=$(THREADS) $(PY) benchmarks/speed.py --out benchmarks/results
