@@ -1,0 +1,103 @@
+"""Files on disk: tensors in safetensors plus a JSON header, written atomically, read without running code.
+
+Loading never unpickles: safetensors holds only raw tensor bytes and a JSON header. Before handing a
+file to the safetensors reader we check its framing ourselves, so that pickles, truncated files and
+absurd header sizes end in a clear ``ValueError`` rather than a crash or a huge allocation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as _load_bytes
+from safetensors.torch import save as _save_bytes
+
+__all__ = ["write_tensors", "read_tensors", "atomic_write_bytes", "MAX_HEADER_BYTES"]
+
+_HEADER_KEY = "xcebra"
+#: a safetensors JSON header larger than this is refused (ours are a few kB)
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+
+
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a temporary file in the same directory and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> None:
+    """Save named tensors and a JSON-serialisable ``header`` to ``path`` atomically."""
+    contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    payload = _save_bytes(contiguous, metadata={_HEADER_KEY: json.dumps(header, sort_keys=True)})
+    atomic_write_bytes(path, payload)
+
+
+def _describe_foreign(prefix: bytes) -> str | None:
+    if prefix.startswith(b"PK\x03\x04"):
+        return "a zip archive (the format of torch.save), which can run code when loaded"
+    if prefix[:1] == b"\x80" and prefix[1:2] in {bytes([p]) for p in range(2, 6)}:
+        return "a Python pickle, which can run code when loaded"
+    return None
+
+
+def read_tensors(path: str | os.PathLike, *, expected_format: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a file written by :func:`write_tensors`; every malformed input raises ``ValueError``.
+
+    Parameters
+    ----------
+    path : file to read.
+    expected_format : the ``format`` entry the header must carry (e.g. ``"xcebra-model"``).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"cannot read {str(path)!r}: {error.strerror or error}") from error
+    foreign = _describe_foreign(data[:8])
+    if foreign:
+        raise ValueError(f"{str(path)!r} is {foreign}; xcebra only loads its own safetensors files and refuses it")
+    if len(data) < 8:
+        raise ValueError(f"{str(path)!r} is truncated: {len(data)} bytes, not a safetensors file")
+    (header_size,) = struct.unpack("<Q", data[:8])
+    if header_size > MAX_HEADER_BYTES or header_size > len(data) - 8:
+        raise ValueError(
+            f"{str(path)!r} is not a valid xcebra file: its header claims {header_size} bytes but the file has "
+            f"{len(data)} (truncated or corrupted)")
+    try:
+        raw_header = json.loads(data[8:8 + header_size])
+        if not isinstance(raw_header, dict):
+            raise ValueError("header is not a JSON object")
+        metadata = raw_header.get("__metadata__") or {}
+        header = json.loads(metadata[_HEADER_KEY]) if isinstance(metadata, dict) and _HEADER_KEY in metadata else None
+        if not isinstance(header, dict):
+            raise ValueError("no xcebra header")
+    except (ValueError, UnicodeDecodeError, TypeError) as error:
+        raise ValueError(f"{str(path)!r} is not a valid xcebra file: {error}") from None
+    if header.get("format") != expected_format:
+        raise ValueError(
+            f"{str(path)!r} holds format {header.get('format')!r}, expected {expected_format!r}")
+    try:
+        tensors = _load_bytes(data)
+    except (SafetensorError, ValueError, RuntimeError, OverflowError, MemoryError) as error:
+        raise ValueError(f"{str(path)!r} is corrupted: {error}") from None
+    return tensors, header

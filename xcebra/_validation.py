@@ -1,0 +1,77 @@
+"""Argument checks shared by every module: each error names the argument, the value and what is expected."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Iterable
+
+import numpy as np
+
+__all__ = ["check_option", "check_int", "check_float", "check_finite", "as_float_array"]
+
+
+def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    """Return ``value`` if it is one of ``allowed``, else raise a ValueError that lists them."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        listed = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name} must be one of {listed}; got {value!r}")
+    return value
+
+
+def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` as int if it is an integer within [minimum, maximum]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {value!r} of type {type(value).__name__}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}; got {value}")
+    return value
+
+
+def check_float(name: str, value: Any, minimum: float | None = None, *, strict: bool = False,
+                maximum: float | None = None) -> float:
+    """Return ``value`` as float if it is a finite real number above ``minimum`` (strictly if ``strict``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}; got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}; got {value}")
+    return value
+
+
+def check_finite(name: str, array: np.ndarray) -> None:
+    """Raise a ValueError that locates the first NaN or infinite entry of ``array``."""
+    if array.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(array)
+    if bad.any():
+        position = tuple(int(i) for i in np.argwhere(bad)[0])
+        kind = "NaN" if np.isnan(array[position]) else "infinite"
+        where = f"row {position[0]}" + (f", column {position[1]}" if len(position) > 1 else "")
+        raise ValueError(
+            f"{name} contains {int(bad.sum())} non-finite value(s); the first ({kind}) is at {where}. "
+            "Remove or interpolate them before fitting")
+
+
+def as_float_array(name: str, value: Any, ndim: tuple[int, ...] = (2,)) -> np.ndarray:
+    """Convert array-like ``value`` to a float32 numpy array with one of the allowed numbers of dimensions.
+
+    Memory-mapped arrays and h5py datasets are read as they are sliced; this function reads all of ``value``.
+    """
+    try:
+        array = np.asarray(value)
+    except Exception as error:  # noqa: BLE001 - any failure to convert is the user's input
+        raise TypeError(f"{name} must be array-like; got {type(value).__name__} ({error})") from error
+    if array.dtype == object or array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers; got an array of dtype {array.dtype}")
+    if array.ndim not in ndim:
+        expected = " or ".join(f"{d}-D" for d in ndim)
+        raise ValueError(f"{name} must be a {expected} array; got shape {array.shape}")
+    return array.astype(np.float32, copy=False)

@@ -1,0 +1,11 @@
+"""Attribution maps: encoder Jacobians, the Inverted Neuron Gradient, and captum-backed baselines."""
+
+from .jacobian import per_time_attribution, pseudo_inverse, reduce_lags, window_jacobian
+from .maps import AttributionMap, accumulate_map, select_time_points
+
+__all__ = ["AttributionMap", "accumulate_map", "select_time_points", "window_jacobian", "reduce_lags",
+           "pseudo_inverse", "per_time_attribution", "METHODS"]
+
+#: every method name accepted by ``XCEBRA.attribution_map``
+METHODS = ("ing", "ing-lstsq", "jacobian", "neuron-gradient", "integrated-gradients", "feature-ablation",
+           "shapley-sampling", "gradient-shap")

@@ -1,0 +1,83 @@
+"""Encoder Jacobians per time point and the Inverted Neuron Gradient (ING).
+
+For time point ``t`` the encoder maps a window of frames ``x_t`` of shape (N, window) to the embedding
+``z_t`` (D,). Its Jacobian ``J_t`` has shape (D, N, window). For attribution to neurons the lags are
+reduced first:
+
+- ``lags="sum"`` (default): ``sum_k J_t[:, :, k]``, the derivative of ``z_t`` with respect to a change
+  of a neuron's activity held over the whole window. It is a true Jacobian (a linear map from neurons
+  to the embedding), so its pseudo-inverse has the meaning ING relies on (the derivative of the
+  neurons with respect to the latents, as the data-generating process would have it).
+- ``lags="abs"``: ``sum_k |J_t[:, :, k]|``, which cannot cancel across lags but is no longer a
+  Jacobian; offered to compare with the reference package's ``convabs`` variant.
+
+ING is ``pinv(J_t)`` (N, D), computed in float64 by a batched SVD (``"ing"``) or a batched minimum-
+norm least-squares solve (``"ing-lstsq"``), and transposed to (D, N).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["window_jacobian", "reduce_lags", "pseudo_inverse", "per_time_attribution", "LAG_REDUCTIONS"]
+
+LAG_REDUCTIONS = ("sum", "abs")
+
+
+def window_jacobian(embedder: nn.Module, windows: torch.Tensor) -> torch.Tensor:
+    """Jacobians of the embedding of each window with respect to that window.
+
+    Parameters
+    ----------
+    embedder : module mapping (B, N, window) to (B, 1, D).
+    windows : tensor of shape (B, N, window).
+
+    Returns
+    -------
+    tensor of shape (B, D, N, window). Computed with ``torch.func`` (one vectorised reverse pass per
+    output dimension over the whole batch); the module's parameters and gradients are not touched.
+    """
+    def embed_one(window: torch.Tensor) -> torch.Tensor:
+        return embedder(window[None])[0, 0]
+
+    with torch.enable_grad():
+        return torch.func.vmap(torch.func.jacrev(embed_one))(windows)
+
+
+def reduce_lags(jacobian: torch.Tensor, lags: str = "sum") -> torch.Tensor:
+    """(B, D, N, window) -> (B, D, N) by summing over lags (``"sum"``) or summing absolute values (``"abs"``)."""
+    if lags == "sum":
+        return jacobian.sum(-1)
+    if lags == "abs":
+        return jacobian.abs().sum(-1)
+    raise ValueError(f"lags must be one of 'sum', 'abs'; got {lags!r}")
+
+
+def pseudo_inverse(jacobian: torch.Tensor, solver: str = "svd") -> torch.Tensor:
+    """Batched Moore-Penrose pseudo-inverse, transposed: (B, D, N) -> (B, D, N) holding ``pinv(J_t).T``.
+
+    ``solver="svd"`` uses ``torch.linalg.pinv``; ``"lstsq"`` solves ``J_t X = I`` for the minimum-norm
+    ``X`` (driver ``gelsd``). Both run in float64 and return the input's dtype.
+    """
+    j64 = jacobian.to(torch.float64)
+    if solver == "svd":
+        inverse = torch.linalg.pinv(j64)
+    elif solver == "lstsq":
+        eye = torch.eye(j64.shape[1], dtype=torch.float64, device="cpu").expand(j64.shape[0], -1, -1)
+        inverse = torch.linalg.lstsq(j64.cpu(), eye, driver="gelsd").solution.to(j64.device)
+    else:
+        raise ValueError(f"solver must be one of 'svd', 'lstsq'; got {solver!r}")
+    return inverse.transpose(1, 2).to(jacobian.dtype)
+
+
+def per_time_attribution(embedder: nn.Module, windows: torch.Tensor, method: str, lags: str = "sum") -> torch.Tensor:
+    """Signed per-time-point attribution (B, D, N) for ``method`` in {"jacobian", "ing", "ing-lstsq"}."""
+    jacobian = reduce_lags(window_jacobian(embedder, windows), lags)
+    if method == "jacobian":
+        return jacobian
+    if method == "ing":
+        return pseudo_inverse(jacobian, "svd")
+    if method == "ing-lstsq":
+        return pseudo_inverse(jacobian, "lstsq")
+    raise ValueError(f"method must be one of 'jacobian', 'ing', 'ing-lstsq'; got {method!r}")

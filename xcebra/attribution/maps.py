@@ -1,0 +1,130 @@
+"""``AttributionMap``: the one result type of every attribution method, and the batching helper they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import metrics as _metrics
+
+__all__ = ["AttributionMap", "accumulate_map", "select_time_points"]
+
+
+@dataclass(frozen=True)
+class AttributionMap:
+    """An attribution map: how strongly each neuron drives each embedding dimension, averaged over time.
+
+    Attributes
+    ----------
+    values : ndarray of shape (output_dim, N)
+        Mean over time points of the absolute per-time-point attribution.
+    method : str
+        Name of the method that produced it (``"ing"``, ``"jacobian"``, ...).
+    blocks : list of (name, slice)
+        The embedding's disjoint blocks (``model.blocks_``).
+    stderr : ndarray of shape (output_dim, N)
+        Standard error of ``values`` over the time points used (treats them as independent, so it is
+        optimistic for strongly autocorrelated data).
+    n_timepoints : int
+        Number of time points averaged.
+    options : dict
+        Method options (lag reduction, number of samples, seed, ...).
+    """
+
+    values: np.ndarray
+    method: str
+    blocks: list
+    stderr: np.ndarray
+    n_timepoints: int
+    options: dict = field(default_factory=dict)
+
+    @property
+    def block_values(self) -> np.ndarray:
+        """(n_blocks, N): root mean square of ``values`` over the rows of each block.
+
+        A block is identified only up to an invertible linear map, so its rows are not individually
+        meaningful; their RMS per neuron is. Compare these within a block, not across blocks.
+        """
+        return _metrics.block_rms(self.values, self.blocks)
+
+    @property
+    def block_names(self) -> list[str]:
+        return [name for name, _ in self.blocks]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.values.shape)
+
+    def score(self, ground_truth: Any, level: str = "auto") -> float:
+        """ROC AUC against a boolean ground truth.
+
+        ``ground_truth`` of shape (output_dim, N) is scored per entry (:func:`xcebra.metrics.attribution_auc`);
+        of shape (n_blocks, N) per block (:func:`xcebra.metrics.block_auc`). ``level`` forces one
+        (``"entry"`` or ``"block"``) when the shapes coincide.
+        """
+        truth = np.asarray(ground_truth)
+        if level not in ("auto", "entry", "block"):
+            raise ValueError(f"level must be one of 'auto', 'entry', 'block'; got {level!r}")
+        if level == "auto":
+            if truth.shape == self.values.shape:
+                level = "entry"
+            elif truth.ndim == 2 and truth.shape[0] == len(self.blocks) and truth.shape[1] == self.values.shape[1]:
+                level = "block"
+            else:
+                raise ValueError(
+                    f"ground_truth has shape {truth.shape}; expected {self.values.shape} (per entry) or "
+                    f"({len(self.blocks)}, {self.values.shape[1]}) (per block)")
+        if level == "entry":
+            return _metrics.attribution_auc(self.values, truth)
+        return _metrics.block_auc(self, truth)
+
+    def plot(self, **kwargs):
+        """Plot the map (see :func:`xcebra.plotting.plot_attribution_map`); returns a matplotlib Figure."""
+        from .. import plotting
+        return plotting.plot_attribution_map(self, **kwargs)
+
+
+def select_time_points(valid: int, num_samples: int | None, random_state: int | None) -> np.ndarray:
+    """Positions (0..valid-1) to attribute: all of them, or ``num_samples`` drawn without replacement (sorted)."""
+    if num_samples is None or num_samples >= valid:
+        return np.arange(valid)
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(valid, size=num_samples, replace=False))
+
+
+def accumulate_map(per_batch: Callable[[np.ndarray], torch.Tensor], positions: np.ndarray, batch_size: int, *,
+                   method: str, blocks: Sequence, options: dict | None = None, verbose: bool = False,
+                   desc: str | None = None) -> AttributionMap:
+    """Run ``per_batch`` over ``positions`` in batches and average the absolute attributions.
+
+    Parameters
+    ----------
+    per_batch : callable mapping positions (b,) to per-time-point attributions (b, output_dim, N).
+    positions : int array of time positions.
+    batch_size : number of positions per call.
+
+    Only running sums are kept (sum and sum of squares of absolute values, in float64), so memory
+    does not grow with the number of time points.
+    """
+    if len(positions) == 0:
+        raise ValueError("no time points to attribute")
+    total = total_sq = None
+    with tqdm(total=len(positions), disable=not verbose, desc=desc or f"attribution ({method})", unit="pt",
+              dynamic_ncols=True) as bar:
+        for start in range(0, len(positions), batch_size):
+            chunk = positions[start:start + batch_size]
+            values = per_batch(chunk).detach().abs().to(torch.float64)
+            chunk_sum, chunk_sq = values.sum(0), values.pow(2).sum(0)
+            total = chunk_sum if total is None else total + chunk_sum
+            total_sq = chunk_sq if total_sq is None else total_sq + chunk_sq
+            bar.update(len(chunk))
+    n = len(positions)
+    mean = (total / n).cpu().numpy()
+    variance = np.clip((total_sq / n).cpu().numpy() - mean ** 2, 0.0, None)
+    stderr = np.sqrt(variance / max(n - 1, 1))
+    return AttributionMap(values=mean, method=method, blocks=list(blocks), stderr=stderr, n_timepoints=n,
+                          options=dict(options or {}))

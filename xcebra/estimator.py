@@ -1,0 +1,529 @@
+"""``XCEBRA``: the scikit-learn style front door: fit, transform, attribution_map, save, load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import numbers
+import os
+import secrets
+from dataclasses import asdict
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+
+from . import __version__
+from ._files import read_tensors, write_tensors
+from ._validation import check_finite
+from .attribution import METHODS, accumulate_map, per_time_attribution, select_time_points
+from .attribution.jacobian import LAG_REDUCTIONS
+from .attribution.maps import AttributionMap
+from .data import TimeSeries
+from .losses import Temperature
+from .models import MODELS, make_encoder
+from .objectives import LOSSES, Embedder, Layout, Objective, block_layout
+from .sampling import BatchSampler, Domain, make_distribution
+from .training import DivergenceError, LossHead, TrainingPlan, _fingerprint_data, fit as _train
+
+__all__ = ["XCEBRA"]
+
+logger = logging.getLogger("xcebra")
+MODEL_FORMAT = "xcebra-model"
+MODEL_FORMAT_VERSION = 1
+_RESERVED_FIT_ARGUMENTS = ("checkpoint_dir", "checkpoint_every")
+
+
+def _is_int(v, low=None):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and (low is None or v >= low)
+
+
+def _is_real(v, low=None, strict=False):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
+        return False
+    return low is None or (v > low if strict else v >= low)
+
+
+def _is_ramp(v):
+    return v is None or v == "auto" or (
+        isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(x, 0) for x in v) and v[0] < v[1])
+
+
+#: parameter -> (check, what it must be); one message shape for all: "The 'p' parameter of XCEBRA must be ..."
+_PARAMETER_CONSTRAINTS = {
+    "model": (lambda v: v in MODELS, f"one of {', '.join(repr(m) for m in MODELS)}"),
+    "hidden_units": (lambda v: _is_int(v, 1), "an int >= 1"),
+    "output_dim": (lambda v: _is_int(v, 1), "an int >= 1"),
+    "loss": (lambda v: v in LOSSES, "one of 'cosine', 'euclidean'"),
+    "temperature": (lambda v: _is_real(v, 0, strict=True), "a float > 0"),
+    "learn_temperature": (lambda v: isinstance(v, bool), "a bool"),
+    "min_temperature": (lambda v: _is_real(v, 0), "a float >= 0"),
+    "batch_size": (lambda v: _is_int(v, 2), "an int >= 2"),
+    "max_steps": (lambda v: _is_int(v, 0), "an int >= 0"),
+    "learning_rate": (lambda v: _is_real(v, 0, strict=True), "a float > 0"),
+    "regularizer_weight": (lambda v: _is_real(v, 0), "a float >= 0"),
+    "regularizer_ramp": (_is_ramp, "None, 'auto' or a pair of ints (on, off) with 0 <= on < off"),
+    "regularizer_batch_size": (lambda v: v is None or _is_int(v, 1), "None or an int >= 1"),
+    "regularizer_projections": (lambda v: _is_int(v, 1), "an int >= 1"),
+    "regularizer_exact": (lambda v: isinstance(v, bool), "a bool"),
+    "random_state": (lambda v: v is None or _is_int(v, 0), "None or an int >= 0"),
+    "device": (lambda v: isinstance(v, (str, torch.device)), "'auto', 'cpu', 'cuda' or a torch.device"),
+    "num_threads": (lambda v: v is None or _is_int(v, 1), "None or an int >= 1"),
+    "verbose": (lambda v: isinstance(v, bool), "a bool"),
+}
+
+
+def _resolve_device(device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"The 'device' parameter of XCEBRA must be 'auto', 'cpu', 'cuda' or a torch.device. "
+                         f"Got {device!r} instead.") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("The 'device' parameter of XCEBRA asks for 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    return resolved
+
+
+def _read_rows(neural: Any, start: int, stop: int) -> np.ndarray:
+    """Rows ``start..stop-1`` of a (T, N) array-like, replicating the first/last row beyond the edges."""
+    n = neural.shape[0]
+    lo, hi = max(start, 0), min(stop, n)
+    block = np.asarray(neural[lo:hi], dtype=np.float32)
+    if start < 0 or stop > n:
+        before = np.repeat(block[:1], max(0, -start), axis=0)
+        after = np.repeat(block[-1:], max(0, stop - n), axis=0)
+        block = np.concatenate([before, block, after], axis=0)
+    return block
+
+
+class XCEBRA(BaseEstimator):
+    """Regularized multi-objective contrastive learning (xCEBRA) with identifiable attribution maps.
+
+    One encoder embeds windows of neural activity; its output is split into blocks, each trained by an
+    InfoNCE objective with its own positive pairs (:class:`xcebra.Objective`), plus a Jacobian
+    regularizer whose weight ramps up during training. ``attribution_map`` then tells which neurons
+    drive which block (Inverted Neuron Gradient).
+
+    Parameters
+    ----------
+    objectives : list of Objective
+        Slices may nest (see :func:`xcebra.objectives.block_layout`); the learned blocks are ``blocks_``.
+    model : {"offset1", "offset5", "offset10", "offset36"}, default "offset10"
+        Encoder; the number is its receptive field in time points.
+    hidden_units : int, default 256
+    output_dim : int, default 14
+    loss : {"cosine", "euclidean"}, default "cosine"
+        Similarity of the InfoNCE losses. With ``"cosine"`` every block is normalised to the unit sphere.
+    temperature : float, default 1.0
+    learn_temperature : bool, default False
+        Learn one temperature per objective, starting at ``temperature``, kept >= ``min_temperature``.
+    min_temperature : float, default 0.01
+    batch_size : int, default 512
+        References (and negatives) per step.
+    max_steps : int, default 1000
+    learning_rate : float, default 3e-4
+        Adam.
+    regularizer_weight : float, default 0.1
+        Final weight of the Jacobian regularizer (0 disables it).
+    regularizer_ramp : "auto", None or (on, off), default "auto"
+        Linear ramp of the weight from 0 at step ``on`` to ``regularizer_weight`` at ``off``, constant
+        after; ``"auto"`` is ``(max_steps // 4, max_steps // 2)`` as in the seed; ``None``: constant.
+        The regularizer is not computed while its weight is 0.
+    regularizer_batch_size : int or None, default 512
+        The regularizer is estimated on this many of each step's references (a uniform subset, so the
+        estimate is unbiased); ``None`` uses all of them.
+    regularizer_projections : int, default 1
+        Random projections for the Frobenius-norm estimate.
+    regularizer_exact : bool, default False
+        Exact Frobenius norm (output_dim backward passes) instead of projections.
+    random_state : int or None
+        Seeds weight initialisation, sampling and projections: the same value gives the same weights.
+    device : "auto", "cpu", "cuda" or torch.device, default "auto"
+    num_threads : int or None
+        If given, ``torch.set_num_threads(num_threads)`` is called in ``fit``.
+    verbose : bool, default True
+        Progress bars and log messages.
+
+    Attributes
+    ----------
+    encoder_ : torch.nn.Module, the trained network (encoder + block normalisation).
+    blocks_ : list of (name, slice), the disjoint blocks of the embedding.
+    log_ : dict of str -> ndarray (max_steps,): total loss, each objective's loss (``loss/<name>``),
+        ``regularizer`` and ``regularizer_weight``.
+    n_features_in_ : int, number of neurons seen in fit.
+    random_state_ : int, the seed actually used.
+
+    Examples
+    --------
+    >>> import xcebra
+    >>> data = xcebra.datasets.make_synthetic(n_timepoints=2000, random_state=0)
+    >>> model = xcebra.XCEBRA(
+    ...     [xcebra.Objective("behavior", dims=(0, 3), distribution="time_delta", label="position"),
+    ...      xcebra.Objective("time", dims=(0, 6), distribution="time", time_offset=10)],
+    ...     model="offset1", output_dim=6, max_steps=20, verbose=False, random_state=0)
+    >>> model.fit(data.neural, position=data.behavior).transform(data.neural).shape
+    (2000, 6)
+    """
+
+    def __init__(self, objectives: Sequence[Objective], model: str = "offset10", hidden_units: int = 256,
+                 output_dim: int = 14, loss: str = "cosine", temperature: float = 1.0,
+                 learn_temperature: bool = False, min_temperature: float = 0.01, batch_size: int = 512,
+                 max_steps: int = 1000, learning_rate: float = 3e-4, regularizer_weight: float = 0.1,
+                 regularizer_ramp: Any = "auto", regularizer_batch_size: int | None = 512,
+                 regularizer_projections: int = 1, regularizer_exact: bool = False,
+                 random_state: int | None = None, device: Any = "auto", num_threads: int | None = None,
+                 verbose: bool = True):
+        self.objectives = objectives
+        self.model = model
+        self.hidden_units = hidden_units
+        self.output_dim = output_dim
+        self.loss = loss
+        self.temperature = temperature
+        self.learn_temperature = learn_temperature
+        self.min_temperature = min_temperature
+        self.batch_size = batch_size
+        self.max_steps = max_steps
+        self.learning_rate = learning_rate
+        self.regularizer_weight = regularizer_weight
+        self.regularizer_ramp = regularizer_ramp
+        self.regularizer_batch_size = regularizer_batch_size
+        self.regularizer_projections = regularizer_projections
+        self.regularizer_exact = regularizer_exact
+        self.random_state = random_state
+        self.device = device
+        self.num_threads = num_threads
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ validation
+    def _validate_params(self) -> Layout:
+        for name, (check, expected) in _PARAMETER_CONSTRAINTS.items():
+            value = getattr(self, name)
+            if not check(value):
+                raise ValueError(f"The '{name}' parameter of XCEBRA must be {expected}. Got {value!r} instead.")
+        if isinstance(self.objectives, Objective) or not isinstance(self.objectives, (list, tuple)):
+            raise ValueError("The 'objectives' parameter of XCEBRA must be a list of xcebra.Objective. "
+                             f"Got {self.objectives!r} instead.")
+        return block_layout(self.objectives, self.output_dim, self.loss)
+
+    def _ramp(self) -> tuple[int, int] | None:
+        if self.regularizer_ramp == "auto":
+            on, off = self.max_steps // 4, self.max_steps // 2
+            return (on, off) if off > on else None
+        return None if self.regularizer_ramp is None else tuple(int(v) for v in self.regularizer_ramp)
+
+    def _check_is_fitted(self) -> None:
+        if not hasattr(self, "encoder_"):
+            raise NotFittedError(
+                "This XCEBRA instance is not fitted yet. Call 'fit' with your data before using this method, "
+                "or load a fitted model with XCEBRA.load(path).")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "encoder_")
+
+    def _check_neural(self, neural: Any, name: str = "neural") -> Any:
+        shape = getattr(neural, "shape", None)
+        if shape is None:
+            neural = np.asarray(neural)
+            shape = neural.shape
+        if len(shape) != 2:
+            raise ValueError(f"{name} must be a 2-D array (time points, neurons); got shape {tuple(shape)}")
+        if shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"{name} has {shape[1]} neurons but the model was fit on {self.n_features_in_}; they must match")
+        return neural
+
+    # ------------------------------------------------------------------ building blocks
+    def _build(self, layout: Layout, n_neurons: int, seed: int) -> tuple[Embedder, list[LossHead]]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            encoder = make_encoder(self.model, n_neurons, self.hidden_units, self.output_dim)
+        embedder = Embedder(encoder, layout.blocks, layout.normalized)
+        heads = []
+        for objective in self.objectives:
+            temperature = objective.temperature if objective.temperature is not None else self.temperature
+            heads.append(LossHead(
+                name=objective.name, dims=objective.slice, similarity=objective.loss or self.loss,
+                temperature=Temperature(temperature, learnable=self.learn_temperature, minimum=self.min_temperature),
+                weight=objective.weight))
+        return embedder, heads
+
+    def _fit_fingerprint(self, data: TimeSeries) -> str:
+        params = self._params_to_json()
+        params.pop("verbose"), params.pop("device"), params.pop("num_threads")
+        digest = hashlib.blake2b(json.dumps(params, sort_keys=True).encode(), digest_size=16).hexdigest()
+        return digest + _fingerprint_data(torch.from_numpy(data.neural), data.labels)
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, neural: Any, *, checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int = 100,
+            **labels: Any) -> "XCEBRA":
+        """Train the encoder.
+
+        Parameters
+        ----------
+        neural : array of shape (T, N)
+            Neural activity (spike counts, calcium traces, ...), one row per time point.
+        checkpoint_dir : path, optional
+            Save a checkpoint there every ``checkpoint_every`` steps (atomically) and resume from it if
+            one from the same data and parameters exists (a killed run restarted with the same call
+            continues and ends with the same weights). These two names are reserved, not labels.
+        checkpoint_every : int, default 100
+        **labels : arrays of shape (T,) or (T, d)
+            Auxiliary variables named by the objectives' ``label`` (e.g. ``position=pos``).
+
+        Returns
+        -------
+        self
+        """
+        layout = self._validate_params()
+        if not _is_int(checkpoint_every, 1):
+            raise ValueError(f"checkpoint_every must be an int >= 1; got {checkpoint_every!r}")
+        data = TimeSeries.from_arrays(neural, **labels)
+        for objective in self.objectives:
+            if objective.label is not None and objective.label not in data.labels:
+                given = ", ".join(repr(k) for k in data.labels) or "none"
+                raise ValueError(
+                    f"Objective '{objective.name}' needs label {objective.label!r}, which was not passed to fit "
+                    f"(labels given: {given}); call fit(neural, {objective.label}=...)")
+        unused = set(data.labels) - {o.label for o in self.objectives}
+        if unused:
+            logger.info("labels not used by any objective: %s", ", ".join(sorted(unused)))
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+        device = _resolve_device(self.device)
+        seed = self.random_state if self.random_state is not None else secrets.randbelow(2 ** 31)
+        embedder, heads = self._build(layout, data.n_neurons, seed)
+        window, left = embedder.window, embedder.left
+        if data.n_timepoints < window + 1:
+            raise ValueError(
+                f"neural has {data.n_timepoints} time points but model '{self.model}' needs windows of {window} "
+                f"and at least one more time point; got T={data.n_timepoints}")
+        domain = Domain.for_window(data.n_timepoints, left, window - left)
+        distributions = []
+        for objective in self.objectives:
+            distribution = make_distribution(objective.distribution, **objective.distribution_options())
+            try:
+                distribution.setup(domain, data.label(objective.label) if objective.label else None)
+            except ValueError as error:
+                raise ValueError(f"Objective '{objective.name}': {error}") from None
+            distributions.append(distribution)
+        generator = torch.Generator().manual_seed(seed)
+        sampler = BatchSampler(distributions, domain, self.batch_size, generator)
+        if self.batch_size > sampler.reference_domain.size:
+            raise ValueError(
+                f"The 'batch_size' parameter of XCEBRA must be at most the number of usable reference time "
+                f"points ({sampler.reference_domain.size} of T={data.n_timepoints}, after the encoder's window "
+                f"of {window} and the objectives' offsets). Got {self.batch_size} instead.")
+        embedder.to(device)
+        for head in heads:
+            head.temperature.to(device)
+        plan = TrainingPlan(
+            max_steps=self.max_steps, learning_rate=self.learning_rate,
+            regularizer_weight=self.regularizer_weight, regularizer_ramp=self._ramp(),
+            regularizer_batch_size=self.regularizer_batch_size, regularizer_projections=self.regularizer_projections,
+            regularizer_exact=self.regularizer_exact, checkpoint_every=checkpoint_every if checkpoint_dir else 0)
+        neural_tensor = data.tensor(device)
+        self.random_state_ = seed
+        self.n_features_in_ = data.n_neurons
+        self.layout_ = layout
+        self.blocks_ = list(layout.blocks)
+        self.label_names_ = tuple(sorted(data.labels))
+        try:
+            self.log_ = _train(embedder, heads, sampler, neural_tensor, plan, coverage=layout.coverage,
+                               generator=generator, verbose=self.verbose, checkpoint_dir=checkpoint_dir,
+                               fingerprint=self._fit_fingerprint(data) if checkpoint_dir else "")
+        except DivergenceError:
+            # keep the last good weights retrievable: the failed step never reached the optimiser
+            self.encoder_ = embedder
+            self.temperatures_ = {h.name: float(h.temperature()) for h in heads}
+            self._heads = heads
+            raise
+        self.encoder_ = embedder
+        self.temperatures_ = {h.name: float(h.temperature()) for h in heads}
+        self._heads = heads
+        return self
+
+    def _device_of_model(self) -> torch.device:
+        return next(self.encoder_.parameters()).device
+
+    @torch.no_grad()
+    def transform(self, neural: Any, *, batch_size: int = 50_000) -> np.ndarray:
+        """Embed every time point.
+
+        Parameters
+        ----------
+        neural : array of shape (T, N)
+            Any array-like with ``shape`` and slicing (numpy array, ``np.memmap``, h5py dataset); it is
+            read ``batch_size`` rows at a time, so it need not fit in memory.
+        batch_size : int, default 50,000
+            Time points embedded per pass.
+
+        Returns
+        -------
+        ndarray of shape (T, output_dim), float32.
+
+        Notes
+        -----
+        A convolutional encoder needs ``left`` frames before and ``right - 1`` after each time point
+        (``model.encoder_.encoder.offset``). At the edges of the recording the first and last frames
+        are repeated to provide them, so the first and last few rows are embedded from padded windows.
+        """
+        self._check_is_fitted()
+        neural = self._check_neural(neural)
+        if not _is_int(batch_size, 1):
+            raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
+        n = neural.shape[0]
+        window, left = self.encoder_.window, self.encoder_.left
+        device = self._device_of_model()
+        out = np.empty((n, self.output_dim), dtype=np.float32)
+        self.encoder_.eval()
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            frames = _read_rows(neural, start - left, stop - left + window - 1)
+            check_finite(f"neural (rows {start}..{stop - 1})", frames)
+            x = torch.from_numpy(frames).to(device).T.contiguous()[None]
+            out[start:stop] = self.encoder_(x)[0].cpu().numpy()
+        return out
+
+    def fit_transform(self, neural: Any, **kwargs) -> np.ndarray:
+        """``fit(neural, **kwargs).transform(neural)``."""
+        return self.fit(neural, **kwargs).transform(neural)
+
+    def attribution_map(self, neural: Any, method: str = "ing", *, num_samples: int | None = None,
+                        lags: str = "sum", batch_size: int = 1024, random_state: int | None = 0,
+                        verbose: bool | None = None, **method_options: Any) -> AttributionMap:
+        """Attribute each embedding dimension to the neurons, averaged over time.
+
+        Parameters
+        ----------
+        neural : array of shape (T, N)
+            Read in batches (``np.memmap`` and h5py datasets work without loading everything).
+        method : str, default "ing"
+            ``"ing"`` (Inverted Neuron Gradient: pseudo-inverse of the Jacobian, batched SVD),
+            ``"ing-lstsq"`` (same by minimum-norm least squares), ``"jacobian"`` (the plain Jacobian), or a
+            baseline: ``"neuron-gradient"``, ``"integrated-gradients"``, ``"feature-ablation"``,
+            ``"shapley-sampling"``, ``"gradient-shap"`` (captum; see :mod:`xcebra.attribution.baselines`).
+        num_samples : int, optional
+            Attribute this many time points drawn uniformly without replacement (seeded by
+            ``random_state``) instead of all of them; ``AttributionMap.stderr`` tells the precision.
+        lags : {"sum", "abs"}, default "sum"
+            How a convolutional encoder's per-lag Jacobian is reduced to neurons before inverting
+            (see :mod:`xcebra.attribution.jacobian` for why ``"sum"`` is the default).
+        batch_size : int, default 1024
+            Time points per batch.
+        random_state : int or None, default 0
+            Seed for ``num_samples`` (and for sampling baselines).
+        verbose : bool, optional
+            Progress bar; defaults to the estimator's ``verbose``.
+        **method_options
+            Passed to baseline methods (``n_steps``, ``n_samples``, ...).
+
+        Returns
+        -------
+        AttributionMap
+            ``values`` of shape (output_dim, N): mean over time points of the absolute attribution;
+            only time points with a complete window are used (no padding).
+        """
+        self._check_is_fitted()
+        neural = self._check_neural(neural)
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(repr(m) for m in METHODS)}; got {method!r}")
+        if lags not in LAG_REDUCTIONS:
+            raise ValueError(f"lags must be one of 'sum', 'abs'; got {lags!r}")
+        if num_samples is not None and not _is_int(num_samples, 1):
+            raise ValueError(f"num_samples must be None or an int >= 1; got {num_samples!r}")
+        if not _is_int(batch_size, 1):
+            raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
+        window, left = self.encoder_.window, self.encoder_.left
+        n_valid = neural.shape[0] - window + 1
+        if n_valid < 1:
+            raise ValueError(f"neural has {neural.shape[0]} time points but the encoder needs windows of {window}")
+        positions = select_time_points(n_valid, num_samples, random_state)
+        device = self._device_of_model()
+        embedder = self.encoder_
+        if method in ("ing", "ing-lstsq", "jacobian"):
+            def attribute(windows: torch.Tensor) -> torch.Tensor:
+                return per_time_attribution(embedder, windows, method, lags)
+        else:
+            from .attribution import baselines
+            attribute = baselines.make_attributor(embedder, method, random_state=random_state, **method_options)
+
+        def per_batch(chunk: np.ndarray) -> torch.Tensor:
+            frames = _read_rows(neural, int(chunk[0]), int(chunk[-1]) + window)
+            check_finite("neural", frames)
+            all_windows = torch.from_numpy(frames).to(device).unfold(0, window, 1)
+            return attribute(all_windows[torch.from_numpy(chunk - chunk[0]).to(device)])
+
+        options = {"lags": lags, "num_samples": num_samples, "random_state": random_state, **method_options}
+        return accumulate_map(per_batch, positions, batch_size, method=method, blocks=self.blocks_,
+                              options=options, verbose=self.verbose if verbose is None else verbose)
+
+    # ------------------------------------------------------------------ files
+    def _params_to_json(self) -> dict:
+        params = self.get_params(deep=False)
+        params["objectives"] = [asdict(o) for o in self.objectives]
+        params["device"] = str(params["device"])
+        if isinstance(params["regularizer_ramp"], tuple):
+            params["regularizer_ramp"] = list(params["regularizer_ramp"])
+        return params
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted model to ``path`` (safetensors weights + JSON header; atomic; no pickle)."""
+        self._check_is_fitted()
+        tensors = {f"model.{k}": v for k, v in self.encoder_.state_dict().items()}
+        for head in self._heads:
+            tensors[f"temperature.{head.name}"] = head.temperature.log_value.detach().reshape(1)
+        tensors.update({f"log.{k}": torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in self.log_.items()})
+        header = {
+            "format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "xcebra_version": __version__,
+            "params": self._params_to_json(), "n_features_in": self.n_features_in_,
+            "random_state": self.random_state_, "log_keys": sorted(self.log_),
+            "label_names": list(self.label_names_),
+        }
+        write_tensors(path, tensors, header)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: Any = "cpu") -> "XCEBRA":
+        """Read a model written by :meth:`save`. Never runs code from the file; a pickle is refused.
+
+        Raises
+        ------
+        ValueError
+            The file is not an xcebra model, is truncated or corrupted, or has an unknown format version.
+        """
+        tensors, header = read_tensors(path, expected_format=MODEL_FORMAT)
+        version = header.get("format_version")
+        if version != MODEL_FORMAT_VERSION:
+            raise ValueError(
+                f"{str(path)!r} has model format version {version!r}; this xcebra ({__version__}) reads version "
+                f"{MODEL_FORMAT_VERSION}. Upgrade xcebra to read it")
+        try:
+            params = dict(header["params"])
+            params["objectives"] = [Objective(**{**o, "dims": tuple(o["dims"])}) for o in params["objectives"]]
+            if isinstance(params.get("regularizer_ramp"), list):
+                params["regularizer_ramp"] = tuple(params["regularizer_ramp"])
+            params["device"] = device
+            model = cls(**params)
+            layout = model._validate_params()
+            embedder, heads = model._build(layout, int(header["n_features_in"]), 0)
+            embedder.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+            for head in heads:
+                head.temperature.log_value.data.copy_(tensors[f"temperature.{head.name}"][0])
+            log = {k: tensors[f"log.{k}"].numpy() for k in header["log_keys"]}
+        except (KeyError, TypeError, RuntimeError) as error:
+            raise ValueError(f"{str(path)!r} is not a consistent xcebra model file: {error}") from None
+        embedder.to(_resolve_device(device)).eval()
+        model.encoder_ = embedder
+        model._heads = heads
+        model.layout_ = layout
+        model.blocks_ = list(layout.blocks)
+        model.n_features_in_ = int(header["n_features_in"])
+        model.random_state_ = header.get("random_state")
+        model.log_ = log
+        model.label_names_ = tuple(header.get("label_names", ()))
+        model.temperatures_ = {h.name: float(h.temperature()) for h in heads}
+        return model

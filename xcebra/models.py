@@ -1,0 +1,123 @@
+"""Encoders: neural windows (B, N, L) -> embeddings (B, D, L - window + 1).
+
+Every encoder is a temporal convolution (the MLP ``offset1`` is one with a kernel of one frame), so
+the same network embeds a batch of windows (``L == window``) or a whole recording at once
+(``B == 1, L == T``), sharing the intermediate frames of overlapping windows. Embedding time point
+``t`` uses frames ``t - left .. t + right - 1`` with ``left + right == window`` (``model.offset``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._validation import check_int
+
+__all__ = ["Encoder", "Offset1", "ConvEncoder", "MODELS", "make_encoder"]
+
+
+class Encoder(nn.Module):
+    """Base class. Subclasses set ``window``, ``left`` and implement ``forward``."""
+
+    window: int
+    left: int
+
+    def __init__(self, n_neurons: int, hidden_units: int, output_dim: int):
+        super().__init__()
+        self.n_neurons = check_int("n_neurons", n_neurons, minimum=1)
+        self.hidden_units = check_int("hidden_units", hidden_units, minimum=1)
+        self.output_dim = check_int("output_dim", output_dim, minimum=1)
+
+    @property
+    def right(self) -> int:
+        return self.window - self.left
+
+    @property
+    def offset(self) -> tuple[int, int]:
+        """Frames used before and after (inclusive of the current frame) each time point: ``(left, right)``."""
+        return self.left, self.right
+
+
+class Offset1(Encoder):
+    """Frame-wise MLP: N -> H -> H -> H/2 -> D with GELU; receptive field of one frame."""
+
+    window = 1
+    left = 0
+
+    def __init__(self, n_neurons: int, hidden_units: int, output_dim: int):
+        super().__init__(n_neurons, hidden_units, output_dim)
+        half = max(1, hidden_units // 2)
+        self.net = nn.Sequential(
+            nn.Linear(n_neurons, hidden_units), nn.GELU(),
+            nn.Linear(hidden_units, hidden_units), nn.GELU(),
+            nn.Linear(hidden_units, half), nn.GELU(),
+            nn.Linear(half, output_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, N, L) -> (B, D, L)."""
+        return self.net(x.transpose(1, 2)).transpose(1, 2)
+
+
+class _Residual(nn.Module):
+    """``x[..., 1:-1] + GELU(conv_k3(x))``: a residual convolution that trims one frame per side."""
+
+    def __init__(self, units: int):
+        super().__init__()
+        self.conv = nn.Conv1d(units, units, 3)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., 1:-1] + self.act(self.conv(x))
+
+
+class ConvEncoder(Encoder):
+    """Dilation-free residual convolution: conv(k=2), GELU, ``n_residual`` x residual conv(k=3), conv(k=last_kernel).
+
+    Receptive field ``window = 2 + 2 * n_residual + last_kernel - 1``. ``offset10`` is the seed's
+    architecture (three residual blocks, last kernel 3); ``offset5`` has one block and a last kernel of
+    2; ``offset36`` has sixteen blocks.
+    """
+
+    def __init__(self, n_neurons: int, hidden_units: int, output_dim: int, n_residual: int, last_kernel: int,
+                 left: int):
+        super().__init__(n_neurons, hidden_units, output_dim)
+        self.window = 2 + 2 * n_residual + last_kernel - 1
+        self.left = left
+        self.net = nn.Sequential(
+            nn.Conv1d(n_neurons, hidden_units, 2), nn.GELU(),
+            *[_Residual(hidden_units) for _ in range(n_residual)],
+            nn.Conv1d(hidden_units, output_dim, last_kernel),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, N, L) -> (B, D, L - window + 1)."""
+        return self.net(x)
+
+
+def _offset5(n, h, d):
+    return ConvEncoder(n, h, d, n_residual=1, last_kernel=2, left=2)
+
+
+def _offset10(n, h, d):
+    return ConvEncoder(n, h, d, n_residual=3, last_kernel=3, left=5)
+
+
+def _offset36(n, h, d):
+    return ConvEncoder(n, h, d, n_residual=16, last_kernel=3, left=18)
+
+
+MODELS = {
+    "offset1": Offset1,
+    "offset5": _offset5,
+    "offset10": _offset10,
+    "offset36": _offset36,
+}
+
+
+def make_encoder(name: str, n_neurons: int, hidden_units: int, output_dim: int) -> Encoder:
+    """Build an encoder by name: ``offset1`` (MLP), ``offset5``, ``offset10``, ``offset36`` (convolutions)."""
+    if name not in MODELS:
+        listed = ", ".join(repr(k) for k in MODELS)
+        raise ValueError(f"model must be one of {listed}; got {name!r}")
+    return MODELS[name](n_neurons, hidden_units, output_dim)

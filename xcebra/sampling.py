@@ -1,0 +1,245 @@
+"""Distributions of positive pairs, and the batch sampler that draws references, positives and negatives.
+
+Time points are indices into the recording. An encoder with receptive field ``left + right`` embeds
+time point ``t`` from frames ``t - left .. t + right - 1``; only time points whose whole window lies in
+the recording are *valid*: ``t`` in ``[left, T - right]``. Every index drawn here is valid, and so is
+its positive: nothing is clamped to the edges (clamping over-samples edge windows and makes late
+time-contrastive positives collapse onto their reference).
+
+All randomness comes from one ``torch.Generator``: the same seed gives the same indices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from ._validation import check_float, check_int
+
+__all__ = [
+    "Domain", "BatchIndex", "TimeOffset", "TimeDelta", "DeltaNormal", "Discrete", "BatchSampler",
+    "DISTRIBUTIONS", "make_distribution",
+]
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Valid time points ``start <= t < stop`` of a recording for an encoder's window."""
+
+    start: int
+    stop: int
+
+    @classmethod
+    def for_window(cls, n_timepoints: int, left: int, right: int) -> "Domain":
+        return cls(start=left, stop=n_timepoints - right + 1)
+
+    @property
+    def size(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+@dataclass(frozen=True)
+class BatchIndex:
+    """Time indices of one training batch: ``reference`` and ``negative`` (B,), one (B,) tensor of positives per objective."""
+
+    reference: torch.Tensor
+    negative: torch.Tensor
+    positives: tuple[torch.Tensor, ...]
+
+
+def _uniform(low: int, high: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randint(low, high, (size,), generator=generator, dtype=torch.int64)
+
+
+class _Distribution:
+    """Base class: a conditional distribution p(positive | reference) over valid time points."""
+
+    #: whether the distribution reads a label
+    needs_label = False
+
+    def setup(self, domain: Domain, label: np.ndarray | None) -> None:
+        """Bind to a recording: build indices once per fit."""
+        self.domain = domain
+
+    def reference_domain(self) -> Domain:
+        """Time points that may serve as references (a positive must exist for each)."""
+        return self.domain
+
+    def positive(self, reference: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class TimeOffset(_Distribution):
+    """Time-contrastive positives: the positive of reference ``t`` is ``t + time_offset``."""
+
+    def __init__(self, time_offset: int = 1):
+        self.time_offset = check_int("time_offset", time_offset, minimum=1)
+
+    def reference_domain(self) -> Domain:
+        return Domain(self.domain.start, self.domain.stop - self.time_offset)
+
+    def positive(self, reference: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return reference + self.time_offset
+
+
+class _NearestNeighbourDistribution(_Distribution):
+    """Positives are the nearest neighbours, in label space, of a target derived from the reference's label.
+
+    The k-d tree over the labels of all valid time points is built once in :meth:`setup`; each step
+    costs O(batch log T). The reference itself is never returned as its own positive.
+    """
+
+    needs_label = True
+
+    def setup(self, domain: Domain, label: np.ndarray | None) -> None:
+        super().setup(domain, label)
+        if label is None:
+            raise ValueError(f"{type(self).__name__} needs a label")
+        label = np.asarray(label, dtype=np.float64)
+        if label.ndim == 1:
+            label = label[:, None]
+        self.label = label
+        if domain.size < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 valid time points; got {domain.size}")
+        self.tree = cKDTree(label[domain.start:domain.stop])
+
+    def _targets(self, reference: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def positive(self, reference: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        ref = reference.cpu().numpy()
+        targets = self._targets(ref, generator)
+        _, neighbours = self.tree.query(targets, k=2)
+        neighbours = neighbours + self.domain.start
+        first_is_self = neighbours[:, 0] == ref
+        chosen = np.where(first_is_self, neighbours[:, 1], neighbours[:, 0])
+        return torch.from_numpy(chosen.astype(np.int64)).to(reference.device)
+
+
+class TimeDelta(_NearestNeighbourDistribution):
+    """Behaviour-contrastive positives that follow the empirical change of the label.
+
+    For reference ``t``: draw ``s`` uniformly among rows where ``y[s + time_delta]`` exists, set the
+    target ``y[t] + (y[s + time_delta] - y[s])``, and return the valid time point (other than ``t``)
+    whose label is nearest to the target.
+    """
+
+    def __init__(self, time_delta: int = 1):
+        self.time_delta = check_int("time_delta", time_delta, minimum=1)
+
+    def setup(self, domain: Domain, label: np.ndarray | None) -> None:
+        super().setup(domain, label)
+        if self.label.shape[0] <= self.time_delta:
+            raise ValueError(
+                f"time_delta={self.time_delta} needs more than {self.time_delta} time points; "
+                f"the label has {self.label.shape[0]}")
+        # only real changes: rows 0..time_delta-1 have no predecessor and contribute nothing
+        self.changes = self.label[self.time_delta:] - self.label[:-self.time_delta]
+
+    def _targets(self, reference: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        draws = _uniform(0, len(self.changes), len(reference), generator).numpy()
+        return self.label[reference] + self.changes[draws]
+
+
+class DeltaNormal(_NearestNeighbourDistribution):
+    """Positives near the reference's label: target ``y[t] + N(0, delta^2 I)``, then the nearest neighbour."""
+
+    def __init__(self, delta: float = 0.1):
+        self.delta = check_float("delta", delta, minimum=0.0, strict=True)
+
+    def _targets(self, reference: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        noise = torch.randn((len(reference), self.label.shape[1]), generator=generator, dtype=torch.float64)
+        return self.label[reference] + self.delta * noise.numpy()
+
+
+class Discrete(_Distribution):
+    """Positives drawn uniformly among the other valid time points with the same integer label."""
+
+    needs_label = True
+
+    def setup(self, domain: Domain, label: np.ndarray | None) -> None:
+        super().setup(domain, label)
+        label = np.asarray(label)
+        if label.ndim == 2 and label.shape[1] == 1:
+            label = label[:, 0]
+        if label.ndim != 1 or label.dtype.kind not in "iub":
+            raise ValueError(
+                f"discrete sampling needs a 1-D integer label; got dtype {label.dtype} and shape {label.shape}")
+        valid = label[domain.start:domain.stop].astype(np.int64)
+        order = np.argsort(valid, kind="stable")
+        classes, starts, counts = np.unique(valid[order], return_index=True, return_counts=True)
+        singletons = classes[counts < 2]
+        if len(singletons):
+            raise ValueError(
+                f"discrete label value(s) {singletons[:5].tolist()} occur at only one valid time point, "
+                "so they have no positive; merge or drop them")
+        class_of = np.searchsorted(classes, valid)
+        rank = np.empty(len(valid), dtype=np.int64)
+        rank[order] = np.arange(len(valid)) - starts[class_of[order]]
+        self._members = torch.from_numpy(order + domain.start)  # valid time points sorted by class
+        self._start = torch.from_numpy(starts[class_of])          # per valid time point: its class's first slot
+        self._count = torch.from_numpy(counts[class_of])          # ... its class size
+        self._rank = torch.from_numpy(rank)                       # ... its own slot within the class
+
+    def positive(self, reference: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        local = reference.cpu() - self.domain.start
+        count = self._count[local]
+        # uniform over the class minus the reference itself: draw among count - 1 slots, skip our own
+        draw = (torch.rand(len(local), generator=generator, dtype=torch.float64) * (count - 1)).long()
+        draw = draw + (draw >= self._rank[local]).long()
+        return self._members[self._start[local] + draw].to(reference.device)
+
+
+DISTRIBUTIONS = {
+    "time": TimeOffset,
+    "time_delta": TimeDelta,
+    "delta_normal": DeltaNormal,
+    "discrete": Discrete,
+}
+
+
+def make_distribution(name: str, **options) -> _Distribution:
+    """Build a distribution by name (``time``, ``time_delta``, ``delta_normal``, ``discrete``)."""
+    if name not in DISTRIBUTIONS:
+        listed = ", ".join(repr(k) for k in DISTRIBUTIONS)
+        raise ValueError(f"distribution must be one of {listed}; got {name!r}")
+    return DISTRIBUTIONS[name](**options)
+
+
+class BatchSampler:
+    """Draws batches of references, negatives and one positive per distribution.
+
+    References are uniform over the time points valid for *every* distribution (so that each has a
+    positive); negatives are uniform over all valid time points and shared by all objectives.
+
+    Parameters
+    ----------
+    distributions : sequence of distributions, already ``setup`` on the same domain.
+    domain : valid time points of the recording.
+    batch_size : int, references (and negatives) per batch.
+    generator : torch.Generator, the only source of randomness.
+    """
+
+    def __init__(self, distributions: Sequence[_Distribution], domain: Domain, batch_size: int,
+                 generator: torch.Generator):
+        self.distributions = list(distributions)
+        self.domain = domain
+        self.batch_size = batch_size
+        self.generator = generator
+        start = max([domain.start] + [d.reference_domain().start for d in self.distributions])
+        stop = min([domain.stop] + [d.reference_domain().stop for d in self.distributions])
+        if stop - start < 1:
+            raise ValueError(
+                f"no time point can be a reference: the recording has {domain.size} valid time points for the "
+                "encoder's window, and the objectives' offsets leave none; use more data or smaller offsets")
+        self.reference_domain = Domain(start, stop)
+
+    def sample(self) -> BatchIndex:
+        reference = _uniform(self.reference_domain.start, self.reference_domain.stop, self.batch_size, self.generator)
+        negative = _uniform(self.domain.start, self.domain.stop, self.batch_size, self.generator)
+        positives = tuple(d.positive(reference, self.generator) for d in self.distributions)
+        return BatchIndex(reference=reference, negative=negative, positives=positives)
