@@ -93,7 +93,7 @@ def _read_rows(neural: Any, start: int, stop: int) -> np.ndarray:
     """Rows ``start..stop-1`` of a (T, N) array-like, replicating the first/last row beyond the edges."""
     n = neural.shape[0]
     lo, hi = max(start, 0), min(stop, n)
-    block = np.asarray(neural[lo:hi], dtype=np.float32)
+    block = np.array(neural[lo:hi], dtype=np.float32)  # a writable copy of just these rows
     if start < 0 or stop > n:
         before = np.repeat(block[:1], max(0, -start), axis=0)
         after = np.repeat(block[-1:], max(0, stop - n), axis=0)

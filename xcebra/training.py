@@ -235,5 +235,6 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
                 _save_checkpoint(checkpoint, step + 1, embedder, heads_module, optimizer, generator, log)
     finally:
         bar.close()
+        optimizer.zero_grad(set_to_none=True)
         embedder.eval()
     return {key: np.asarray(values, dtype=np.float64) for key, values in log.items()}

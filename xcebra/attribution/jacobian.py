@@ -59,13 +59,20 @@ def pseudo_inverse(jacobian: torch.Tensor, solver: str = "svd") -> torch.Tensor:
 
     ``solver="svd"`` uses ``torch.linalg.pinv``; ``"lstsq"`` solves ``J_t X = I`` for the minimum-norm
     ``X`` (driver ``gelsd``). Both run in float64 and return the input's dtype.
+
+    Singular values below ``max(D, N) * eps * s_max`` are treated as zero, with ``eps`` the machine
+    epsilon of the dtype the Jacobian was *computed* in (float32: 1.2e-7), as numpy and scipy do by
+    default. This matters: with the cosine loss every block is normalised to a sphere, so its Jacobian
+    has no radial direction and a k-dimensional block contributes rank k - 1; the missing direction shows
+    up as round-off of order eps, which a float64 cutoff would invert into values of order 1/eps.
     """
+    rtol = max(jacobian.shape[-2:]) * torch.finfo(jacobian.dtype).eps
     j64 = jacobian.to(torch.float64)
     if solver == "svd":
-        inverse = torch.linalg.pinv(j64)
+        inverse = torch.linalg.pinv(j64, rtol=rtol)
     elif solver == "lstsq":
         eye = torch.eye(j64.shape[1], dtype=torch.float64, device="cpu").expand(j64.shape[0], -1, -1)
-        inverse = torch.linalg.lstsq(j64.cpu(), eye, driver="gelsd").solution.to(j64.device)
+        inverse = torch.linalg.lstsq(j64.cpu(), eye, rcond=rtol, driver="gelsd").solution.to(j64.device)
     else:
         raise ValueError(f"solver must be one of 'svd', 'lstsq'; got {solver!r}")
     return inverse.transpose(1, 2).to(jacobian.dtype)

@@ -1,12 +1,10 @@
-"""Built-in data: synthetic recordings with known ground truth, and RatInABox simulations."""
+"""Built-in data: synthetic recordings with known ground truth, and RatInABox simulations.
 
+``ratinabox`` needs the optional ``ratinabox`` package (``pip install "xcebra[demo]"``); it is imported
+only when a simulation runs.
+"""
+
+from .ratinabox import RatInABoxData, ratinabox
 from .synthetic import SyntheticData, make_synthetic
 
-
-def ratinabox(*args, **kwargs):
-    """Simulate a RatInABox recording (needs the ``demo`` extra); see :func:`xcebra.datasets.ratinabox.ratinabox`."""
-    from .ratinabox import ratinabox as _simulate
-    return _simulate(*args, **kwargs)
-
-
-__all__ = ["SyntheticData", "make_synthetic", "ratinabox"]
+__all__ = ["SyntheticData", "make_synthetic", "RatInABoxData", "ratinabox"]

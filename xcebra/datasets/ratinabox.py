@@ -200,7 +200,7 @@ def ratinabox(duration: float = 2000.0, dt: float = 0.1, seed: int = 231209234, 
     >>> data = ratinabox(duration=20.0, cache=False)
     >>> data.spikes.shape, data.position.shape
     ((200, 90), (200, 2))
-    >>> sorted(set(data.cell_types))
+    >>> sorted(set(data.cell_types.tolist()))
     ['grid', 'head_direction', 'place', 'speed']
     """
     params = _validate(duration=duration, dt=dt, seed=seed, n_grid=n_grid,

@@ -1,0 +1,251 @@
+"""The XCEBRA front door: the scikit-learn contract, fit/transform/attribution_map, save/load."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+import xcebra
+from xcebra import Objective, XCEBRA
+
+
+def _objectives(behavior_dims=(0, 2), total=4, offset=2):
+    return [Objective("behavior", dims=behavior_dims, distribution="time_delta", label="position"),
+            Objective("time", dims=(0, total), distribution="time", time_offset=offset)]
+
+
+def _model(**kwargs):
+    params = dict(objectives=_objectives(), model="offset5", hidden_units=16, output_dim=4, batch_size=64,
+                  max_steps=6, regularizer_weight=0.1, regularizer_ramp=(1, 3), random_state=0, verbose=False)
+    params.update(kwargs)
+    return XCEBRA(**params)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    t, n = 400, 7
+    position = np.cumsum(rng.normal(size=(t, 2)), axis=0).astype(np.float32) * 0.1
+    neural = (np.tanh(position @ rng.normal(size=(2, n))) + 0.1 * rng.normal(size=(t, n))).astype(np.float32)
+    return neural, position
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    neural, position = data
+    return _model().fit(neural, position=position)
+
+
+def test_fit_learns_state_with_trailing_underscore(fitted, data):
+    neural, _ = data
+    assert fitted.blocks_ == [("behavior", slice(0, 2)), ("time", slice(2, 4))]
+    assert fitted.n_features_in_ == neural.shape[1]
+    assert set(fitted.log_) == {"loss", "loss/behavior", "loss/time", "regularizer", "regularizer_weight"}
+    assert all(len(v) == 6 for v in fitted.log_.values())
+    np.testing.assert_allclose(fitted.log_["regularizer_weight"], [0, 0, 0.05, 0.1, 0.1, 0.1])
+    assert fitted.log_["regularizer"][0] == 0 and fitted.log_["regularizer"][3] > 0
+    assert "encoder_" not in _model().__dict__
+
+
+def test_init_only_stores_parameters():
+    model = _model(hidden_units=-5)  # invalid, but __init__ must not validate (scikit-learn contract)
+    assert model.hidden_units == -5
+    params = model.get_params()
+    assert params["hidden_units"] == -5 and params["objectives"] == _objectives()
+    assert clone(_model()).get_params()["objectives"] == _objectives()
+    model.set_params(max_steps=3)
+    assert model.max_steps == 3
+
+
+@pytest.mark.parametrize("method", ["transform", "attribution_map", "save"])
+def test_not_fitted_error(method, data, tmp_path):
+    with pytest.raises(NotFittedError, match="not fitted yet. Call 'fit'"):
+        arg = tmp_path / "m.xcebra" if method == "save" else data[0]
+        getattr(_model(), method)(arg)
+
+
+def test_transform_shape_and_block_norms(fitted, data):
+    neural, _ = data
+    z = fitted.transform(neural)
+    assert z.shape == (len(neural), 4) and z.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(z[:, 0:2], axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(z[:, 2:4], axis=1), 1, atol=1e-5)
+
+
+def test_transform_in_batches_equals_one_pass(fitted, data):
+    neural, _ = data
+    np.testing.assert_allclose(fitted.transform(neural, batch_size=37), fitted.transform(neural), atol=1e-6)
+
+
+def test_transform_pads_edges_by_repeating_frames(fitted, data):
+    neural, _ = data
+    left, window = fitted.encoder_.left, fitted.encoder_.window
+    padded = np.concatenate([np.repeat(neural[:1], left, 0), neural[:window]], axis=0)
+    with torch.no_grad():
+        expected = fitted.encoder_(torch.from_numpy(padded[:window]).T[None])[0, 0].numpy()
+    np.testing.assert_allclose(fitted.transform(neural)[0], expected, atol=1e-6)
+    # an interior time point t uses frames t - left .. t + right - 1, no padding
+    t = 50
+    with torch.no_grad():
+        inner = fitted.encoder_(torch.from_numpy(neural[t - left:t - left + window]).T[None])[0, 0].numpy()
+    np.testing.assert_allclose(fitted.transform(neural)[t], inner, atol=1e-6)
+
+
+def test_transform_reads_memory_mapped_arrays(fitted, data, tmp_path):
+    neural, _ = data
+    path = tmp_path / "neural.npy"
+    np.save(path, neural)
+    mapped = np.load(path, mmap_mode="r")
+    np.testing.assert_allclose(fitted.transform(mapped, batch_size=100), fitted.transform(neural), atol=1e-6)
+
+
+def test_same_random_state_gives_identical_weights(data):
+    neural, position = data
+    a = _model().fit(neural, position=position)
+    b = _model().fit(neural, position=position)
+    for (name, pa), pb in zip(a.encoder_.state_dict().items(), b.encoder_.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    c = _model(random_state=1).fit(neural, position=position)
+    assert not np.allclose(a.transform(neural), c.transform(neural))
+
+
+def test_save_load_round_trip(fitted, data, tmp_path):
+    neural, _ = data
+    path = tmp_path / "model.xcebra"
+    fitted.save(path)
+    loaded = XCEBRA.load(path)
+    np.testing.assert_array_equal(loaded.transform(neural), fitted.transform(neural))
+    assert loaded.blocks_ == fitted.blocks_ and loaded.get_params()["objectives"] == fitted.objectives
+    np.testing.assert_array_equal(loaded.log_["loss"], fitted.log_["loss"])
+    a = loaded.attribution_map(neural, num_samples=50, verbose=False)
+    b = fitted.attribution_map(neural, num_samples=50, verbose=False)
+    np.testing.assert_allclose(a.values, b.values, rtol=1e-6)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_attribution_map_shapes_and_methods(fitted, data):
+    neural, _ = data
+    for method in ["ing", "ing-lstsq", "jacobian"]:
+        amap = fitted.attribution_map(neural, method=method, verbose=False)
+        assert amap.values.shape == (4, neural.shape[1]) and amap.method == method
+        assert amap.block_values.shape == (2, neural.shape[1])
+        assert amap.n_timepoints == len(neural) - fitted.encoder_.window + 1
+        assert np.all(amap.values >= 0) and np.all(amap.stderr >= 0)
+
+
+def test_ing_map_equals_direct_per_time_point_computation(fitted, data):
+    neural, _ = data
+    left, window = fitted.encoder_.left, fitted.encoder_.window
+    amap = fitted.attribution_map(neural, method="ing", num_samples=20, random_state=3, verbose=False)
+    positions = xcebra.attribution.select_time_points(len(neural) - window + 1, 20, 3)
+    total = np.zeros((4, neural.shape[1]))
+    for p in positions:
+        x = torch.from_numpy(neural[p:p + window].T.copy()).double()
+        f = lambda w: fitted.encoder_.double()(w[None])[0, 0]  # noqa: E731
+        jac = torch.autograd.functional.jacobian(f, x).sum(-1).numpy()  # (D, N), lags summed
+        fitted.encoder_.float()
+        total += np.abs(np.linalg.pinv(jac).T)
+    np.testing.assert_allclose(amap.values, total / len(positions), rtol=1e-3, atol=1e-6)
+
+
+def test_attribution_does_not_touch_the_model(fitted, data):
+    neural, _ = data
+    before = {k: v.clone() for k, v in fitted.encoder_.state_dict().items()}
+    flags = [p.requires_grad for p in fitted.encoder_.parameters()]
+    fitted.attribution_map(neural, method="ing", num_samples=30, verbose=False)
+    for k, v in fitted.encoder_.state_dict().items():
+        assert torch.equal(v, before[k]) and v.dtype == torch.float32
+    assert [p.requires_grad for p in fitted.encoder_.parameters()] == flags
+    assert all(p.grad is None for p in fitted.encoder_.parameters())
+
+
+def test_attribution_num_samples_close_to_exact(fitted, data):
+    neural, _ = data
+    exact = fitted.attribution_map(neural, verbose=False)
+    sampled = fitted.attribution_map(neural, num_samples=200, verbose=False)
+    assert sampled.n_timepoints == 200
+    # within a few standard errors almost everywhere
+    z = np.abs(sampled.values - exact.values) / np.maximum(sampled.stderr, 1e-12)
+    assert np.mean(z < 4) > 0.95
+
+
+@pytest.mark.parametrize("param, value, message", [
+    ("model", "offset7", r"The 'model' parameter of XCEBRA must be one of 'offset1', .* Got 'offset7' instead."),
+    ("hidden_units", 0, r"The 'hidden_units' parameter of XCEBRA must be an int >= 1. Got 0 instead."),
+    ("loss", "cos", r"The 'loss' parameter of XCEBRA must be one of 'cosine', 'euclidean'. Got 'cos' instead."),
+    ("temperature", 0.0, r"The 'temperature' parameter of XCEBRA must be a float > 0. Got 0.0 instead."),
+    ("learning_rate", float("nan"), r"The 'learning_rate' parameter of XCEBRA must be a float > 0. Got nan"),
+    ("regularizer_ramp", (5, 2), r"The 'regularizer_ramp' parameter of XCEBRA must be None, 'auto' or a pair"),
+    ("random_state", -1, r"The 'random_state' parameter of XCEBRA must be None or an int >= 0. Got -1"),
+    ("batch_size", 10_000, r"The 'batch_size' parameter of XCEBRA must be at most the number of usable reference time points"),
+    ("output_dim", 3, r"Objective 'time' has dims \(0, 4\) but output_dim is 3"),
+])
+def test_parameter_errors(param, value, message, data):
+    neural, position = data
+    with pytest.raises(ValueError, match=message):
+        _model(**{param: value}).fit(neural, position=position)
+
+
+def test_data_errors(fitted, data):
+    neural, position = data
+    with pytest.raises(ValueError, match="label 'position' has 399 rows but neural has 400; they must match in time"):
+        _model().fit(neural, position=position[:-1])
+    with pytest.raises(ValueError, match=r"Objective 'behavior' needs label 'position', which was not passed to fit"):
+        _model().fit(neural, speed=position[:, 0])
+    with pytest.raises(ValueError, match="neural has 5 neurons but the model was fit on 7; they must match"):
+        fitted.transform(neural[:, :5])
+    bad = neural.copy()
+    bad[10, 3] = np.nan
+    with pytest.raises(ValueError, match=r"neural contains 1 non-finite value\(s\); the first \(NaN\) is at row 10, column 3"):
+        _model().fit(bad, position=position)
+    with pytest.raises(ValueError, match="method must be one of 'ing'"):
+        fitted.attribution_map(neural, method="saliency")
+    with pytest.raises(ValueError, match="needs windows of 5 and at least one more time point"):
+        _model(batch_size=2).fit(neural[:5], position=position[:5])
+
+
+def test_divergence_keeps_last_good_weights(data, monkeypatch):
+    neural, position = data
+    import xcebra.training as training
+
+    calls = {"n": 0}
+    real = training.infonce
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        value = real(*args, **kwargs)
+        return value * float("nan") if calls["n"] > 6 else value  # two objectives per step: step 3 fails
+
+    monkeypatch.setattr(training, "infonce", poisoned)
+    model = _model()
+    with pytest.raises(training.DivergenceError, match="training diverged at step 3"):
+        model.fit(neural, position=position)
+    monkeypatch.setattr(training, "infonce", real)
+    reference = _model(max_steps=3).fit(neural, position=position)
+    for k, v in reference.encoder_.state_dict().items():
+        assert torch.equal(v, model.encoder_.state_dict()[k])
+
+
+def test_checkpoint_resume_matches_uninterrupted_run(data, tmp_path, monkeypatch):
+    neural, position = data
+    import xcebra.training as training
+
+    full = _model(max_steps=6).fit(neural, position=position)
+    real = training.ramp_weight
+
+    def interrupt(step, *args):
+        if step == 5:
+            raise KeyboardInterrupt  # the run dies after step 4 and its checkpoint at step 4
+        return real(step, *args)
+
+    monkeypatch.setattr(training, "ramp_weight", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        _model(max_steps=6).fit(neural, position=position, checkpoint_dir=tmp_path, checkpoint_every=2)
+    monkeypatch.setattr(training, "ramp_weight", real)
+    resumed = _model(max_steps=6).fit(neural, position=position, checkpoint_dir=tmp_path, checkpoint_every=2)
+    for k, v in full.encoder_.state_dict().items():
+        assert torch.equal(v, resumed.encoder_.state_dict()[k]), k
+    np.testing.assert_array_equal(full.log_["loss"], resumed.log_["loss"])
+    with pytest.raises(ValueError, match="holds a checkpoint of a different run"):
+        _model(max_steps=7).fit(neural, position=position, checkpoint_dir=tmp_path)
