@@ -37,6 +37,7 @@ from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation
 
 from ._validation import check_int
@@ -482,7 +483,7 @@ def plot_embedding(embedding: Any, blocks: Sequence[tuple[str, slice]], color: A
     color_label = color_label or "label"
     finite = color[np.isfinite(color)]
     norm = mcolors.Normalize(*(finite.min(), finite.max()) if finite.size else (0.0, 1.0))
-    fig = _new_figure(4.6 * len(blocks) + 1.0, 4.6)
+    fig = _new_figure(4.6 * len(blocks) + 1.0, 4.4)
     axes, scatter = [], None
     for i, (name, block) in enumerate(blocks):
         start, stop, _ = block.indices(embedding.shape[1])
@@ -494,7 +495,9 @@ def plot_embedding(embedding: Any, blocks: Sequence[tuple[str, slice]], color: A
             ax = fig.add_subplot(1, len(blocks), i + 1, projection="3d")
             scatter = ax.scatter(points[:, 0], points[:, 1], points[:, 2], **common)
             ax.set_zlabel(f"dim {columns[2]}")
-            ax.tick_params(labelsize=7)
+            for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+                axis.set_major_locator(MaxNLocator(4))
+            ax.tick_params(labelsize=7, pad=0)
         else:
             ax = fig.add_subplot(1, len(blocks), i + 1)
             if len(columns) == 2:
@@ -506,7 +509,7 @@ def plot_embedding(embedding: Any, blocks: Sequence[tuple[str, slice]], color: A
         span = f"dims {start}–{stop - 1}" if stop - start > 1 else f"dim {start}"
         ax.set_title(f"{name} block ({span})")
         axes.append(ax)
-    fig.colorbar(scatter, ax=axes, label=color_label, shrink=0.8)
+    fig.colorbar(scatter, ax=axes, label=color_label, shrink=0.7, pad=0.05)
     fig.suptitle(f"Embedding, {len(rows)} of {len(embedding)} time points, coloured by {color_label}")
     return fig
 
@@ -567,7 +570,7 @@ def plot_block_map(amap: Any, *, cell_types: Any = None) -> Figure:
     peak = np.nanmax(np.abs(block_values), axis=1, keepdims=True)
     scaled = np.divide(block_values, peak, out=np.zeros_like(block_values), where=peak > 0)
     n_neurons = values.shape[1]
-    fig = _new_figure(max(6.0, min(12.0, 3.0 + 0.08 * n_neurons)), max(2.8, 1.6 + 0.55 * len(blocks)))
+    fig = _new_figure(max(6.0, min(12.0, 3.0 + 0.08 * n_neurons)), max(3.2, 1.8 + 0.55 * len(blocks)))
     ax = fig.add_subplot()
     image = _neuron_image(ax, scaled, cell_types, "amap.values has that many columns", vmin=0.0, vmax=1.0)
     ax.set_yticks(range(len(blocks)), [name for name, _ in blocks])
@@ -577,7 +580,7 @@ def plot_block_map(amap: Any, *, cell_types: Any = None) -> Figure:
     ax.set_ylabel("block")
     ax.set_title(f"Block attribution map{_method_suffix(method)}: each row scaled to its maximum, "
                  "compare within a block")
-    fig.colorbar(image, ax=ax, label="block RMS / row max (within block)", fraction=0.04, pad=0.02)
+    fig.colorbar(image, ax=ax, label="RMS / block max", fraction=0.04, pad=0.02)
     return fig
 
 
@@ -611,7 +614,7 @@ def plot_ground_truth(truth: Any, *, blocks: Sequence[tuple[str, slice]] | None 
     cmap = mcolors.ListedColormap(["#f2f2f2", "#1f4e79"])
     image = _neuron_image(ax, truth.astype(float), cell_types, "truth has that many columns", cmap=cmap,
                           vmin=-0.5, vmax=1.5, line_color="tab:orange")
-    ylabel = "row"
+    ylabel, drives = "row", "row"
     if blocks is not None:
         blocks = list(blocks)
         if len(blocks) == n_rows and n_rows != _blocks_span(blocks):
@@ -619,7 +622,7 @@ def plot_ground_truth(truth: Any, *, blocks: Sequence[tuple[str, slice]] | None 
             ax.tick_params(axis="y", length=0)
             for row in range(1, n_rows):
                 ax.axhline(row - 0.5, color="tab:orange", linewidth=1.5)
-            ylabel = "block"
+            ylabel, drives = "block", "block"
         else:
             checked = _check_blocks("blocks", blocks, n_rows)
             if _blocks_span(checked) != n_rows:
@@ -627,10 +630,10 @@ def plot_ground_truth(truth: Any, *, blocks: Sequence[tuple[str, slice]] | None 
                                  f"expected {_blocks_span(checked)} rows (one per dimension) or {len(checked)} "
                                  "(one per block)")
             _label_blocks(ax, checked, line_color="tab:orange")
-            ylabel = "embedding dimension (block)"
+            ylabel, drives = "embedding dimension (block)", "dimension"
     ax.set_ylabel(ylabel)
     ax.set_title(f"Ground truth ({int(truth.sum())} of {truth.size} entries connected)")
-    colorbar = fig.colorbar(image, ax=ax, label="neuron drives row", fraction=0.04, pad=0.02, ticks=[0, 1])
+    colorbar = fig.colorbar(image, ax=ax, label=f"neuron drives {drives}", fraction=0.04, pad=0.02, ticks=[0, 1])
     colorbar.ax.set_yticklabels(["no", "yes"])
     return fig
 
@@ -742,8 +745,8 @@ def plot_method_comparison(table: Sequence[Mapping[str, Any]]) -> Figure:
             if aucs.size > 1:
                 jitter = np.linspace(-width * 0.25, width * 0.25, aucs.size)
                 ax.scatter(x + jitter, aucs, s=12, color="0.1", zorder=3, linewidths=0)
-            ax.text(x, min(1.0, aucs.mean() + error) + 0.015, f"{aucs.mean():.2f}", ha="center", va="bottom",
-                    fontsize=8)
+            top = max(aucs.mean() + error, aucs.max())
+            ax.text(x, min(1.0, top) + 0.015, f"{aucs.mean():.2f}", ha="center", va="bottom", fontsize=8)
     ax.axhline(0.5, color="0.4", linestyle="--", linewidth=1, label="chance")
     long_names = max(len(m) for m in methods) > 10 or len(methods) > 5
     ax.set_xticks(range(len(methods)), methods, rotation=30 if long_names else 0,
@@ -752,7 +755,8 @@ def plot_method_comparison(table: Sequence[Mapping[str, Any]]) -> Figure:
     ax.set_ylabel("AUC (0.5 = chance)")
     ax.set_ylim(0, 1.08)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8, title="level" if levels != [None] else None)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="level" if levels != [None] else None,
+              frameon=False)
     n_seeds = len({row.get("seed") for row in table if "seed" in row})
     seeds = f", {n_seeds} seeds" if n_seeds > 1 else ""
     ax.set_title(f"Attribution AUC by method{seeds}")
