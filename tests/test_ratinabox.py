@@ -342,3 +342,9 @@ def test_missing_ratinabox_asks_for_the_demo_extra(monkeypatch):
 def test_verbose_shows_a_progress_bar(capsys):
     ratinabox(duration=2.0, cache=False, verbose=True)
     assert "ratinabox" in capsys.readouterr().err
+
+
+def test_rates_do_not_depend_on_the_evaluation_chunk_size(monkeypatch):
+    whole = ratinabox(**SMALL, cache=False)
+    monkeypatch.setattr(rib, "_CHUNK", 37)
+    assert_same(ratinabox(**SMALL, cache=False), whole)

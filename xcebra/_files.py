@@ -95,7 +95,7 @@ def read_tensors(path: str | os.PathLike, *, expected_format: str) -> tuple[dict
         header = json.loads(metadata[_HEADER_KEY]) if isinstance(metadata, dict) and _HEADER_KEY in metadata else None
         if not isinstance(header, dict):
             raise ValueError("no xcebra header")
-    except (ValueError, UnicodeDecodeError, TypeError) as error:
+    except (ValueError, UnicodeDecodeError, TypeError, RecursionError) as error:  # deep nesting: RecursionError
         raise ValueError(f"{str(path)!r} is not a valid xcebra file: {error}") from None
     if header.get("format") != expected_format:
         raise ValueError(

@@ -15,6 +15,10 @@ def _similarity(a: torch.Tensor, b: torch.Tensor, kind: str, pairwise: bool) -> 
         # blocks are already on the unit sphere: the dot product is the cosine (summed over nested blocks)
         return a @ b.T if pairwise else (a * b).sum(-1)
     if pairwise:
+        # distances do not change under a common shift; centring first avoids the float32 cancellation of
+        # |a|^2 + |b|^2 - 2ab when the embeddings sit far from the origin (the centre is a constant: detached)
+        center = a.detach().mean(0, keepdim=True)
+        a, b = a - center, b - center
         return -((a * a).sum(-1)[:, None] + (b * b).sum(-1)[None, :] - 2 * a @ b.T)
     return -((a - b) ** 2).sum(-1)
 

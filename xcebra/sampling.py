@@ -169,7 +169,8 @@ class Discrete(_Distribution):
         if label.ndim != 1 or label.dtype.kind not in "iub":
             raise ValueError(
                 f"discrete sampling needs a 1-D integer label; got dtype {label.dtype} and shape {label.shape}")
-        valid = label[domain.start:domain.stop].astype(np.int64)
+        # an empty domain (window longer than the recording) has stop < start: no negative-index slicing
+        valid = label[domain.start:domain.start + domain.size].astype(np.int64)
         order = np.argsort(valid, kind="stable")
         classes, starts, counts = np.unique(valid[order], return_index=True, return_counts=True)
         singletons = classes[counts < 2]

@@ -35,14 +35,20 @@ def window_jacobian(embedder: nn.Module, windows: torch.Tensor) -> torch.Tensor:
 
     Returns
     -------
-    tensor of shape (B, D, N, window). Computed with ``torch.func`` (one vectorised reverse pass per
-    output dimension over the whole batch); the module's parameters and gradients are not touched.
+    tensor of shape (B, D, N, window), detached (it holds no graph back to the parameters). Computed
+    with ``torch.func`` (one vectorised reverse pass per output dimension over the whole batch); the
+    module's parameters and gradients are not touched.
     """
+    # detached copies of the parameters: no autograd graph back to the weights is built, and the
+    # module itself is left exactly as it was
+    state = {name: value.detach() for name, value in embedder.named_parameters()}
+    state.update({name: value for name, value in embedder.named_buffers()})
+
     def embed_one(window: torch.Tensor) -> torch.Tensor:
-        return embedder(window[None])[0, 0]
+        return torch.func.functional_call(embedder, state, (window[None],))[0, 0]
 
     with torch.enable_grad():
-        return torch.func.vmap(torch.func.jacrev(embed_one))(windows)
+        return torch.func.vmap(torch.func.jacrev(embed_one))(windows.detach()).detach()
 
 
 def reduce_lags(jacobian: torch.Tensor, lags: str = "sum") -> torch.Tensor:

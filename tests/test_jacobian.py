@@ -1,0 +1,283 @@
+"""Tests for xcebra.attribution.jacobian and xcebra.attribution.maps."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from xcebra.attribution import METHODS
+from xcebra.attribution.jacobian import per_time_attribution, pseudo_inverse, reduce_lags, window_jacobian
+from xcebra.attribution.maps import AttributionMap, accumulate_map, select_time_points
+from xcebra.models import Offset1
+from xcebra.objectives import Embedder, Objective
+
+
+@pytest.fixture(params=["offset1", "offset5"])
+def embedder(request, embedder_factory):
+    return embedder_factory(request.param, n_neurons=4, output_dim=3, objectives=_objectives(3)).eval()
+
+
+def _objectives(dim):
+    return [Objective("behavior", dims=(0, 1), distribution="time_delta", label="p"),
+            Objective("time", dims=(0, dim), distribution="time")]
+
+
+def _windows(embedder, batch=5, seed=0, dtype=torch.float32):
+    return torch.randn(batch, 4, embedder.window, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+# --- window_jacobian ----------------------------------------------------------------------------
+
+def test_window_jacobian_matches_autograd_functional(embedder):
+    windows = _windows(embedder)
+    jac = window_jacobian(embedder, windows)
+    assert jac.shape == (5, 3, 4, embedder.window) and jac.dtype == torch.float32
+    for b in range(5):
+        expected = torch.autograd.functional.jacobian(lambda x: embedder(x[None])[0, 0], windows[b])
+        torch.testing.assert_close(jac[b], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_window_jacobian_matches_float64_finite_differences(embedder):
+    model64 = copy.deepcopy(embedder).double()
+    windows = _windows(embedder, batch=3, dtype=torch.float64)
+    eps = 1e-6
+    fd = torch.zeros(3, 3, 4, embedder.window, dtype=torch.float64)
+    with torch.no_grad():
+        for n in range(4):
+            for k in range(embedder.window):
+                step = torch.zeros_like(windows)
+                step[:, n, k] = eps
+                fd[:, :, n, k] = (model64(windows + step)[:, 0] - model64(windows - step)[:, 0]) / (2 * eps)
+    torch.testing.assert_close(window_jacobian(model64, windows), fd, rtol=1e-6, atol=1e-8)
+    # the float32 model agrees with the float64 reference to float32 precision
+    torch.testing.assert_close(window_jacobian(embedder, windows.float()).double(), fd, rtol=2e-3, atol=2e-4)
+
+
+def test_window_jacobian_works_under_no_grad(embedder):
+    windows = _windows(embedder)
+    expected = window_jacobian(embedder, windows)
+    with torch.no_grad():
+        torch.testing.assert_close(window_jacobian(embedder, windows), expected)
+
+
+def test_jacobian_of_a_linear_encoder_is_its_weight():
+    torch.manual_seed(0)
+    encoder = Offset1(4, 6, 3)
+    layer = torch.nn.Linear(4, 3)
+    encoder.net = layer
+    embedder = Embedder(encoder, [("time", slice(0, 3))], [False])
+    jac = window_jacobian(embedder, torch.randn(7, 4, 1))
+    torch.testing.assert_close(jac[..., 0], layer.weight.detach().expand(7, 3, 4))
+
+
+# --- reduce_lags, pseudo_inverse ----------------------------------------------------------------
+
+def test_reduce_lags():
+    jac = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(reduce_lags(jac, "sum").numpy(), jac.numpy().sum(-1), rtol=1e-6)
+    np.testing.assert_allclose(reduce_lags(jac, "abs").numpy(), np.abs(jac.numpy()).sum(-1), rtol=1e-6)
+    with pytest.raises(ValueError, match="lags must be one of 'sum', 'abs'; got 'max'"):
+        reduce_lags(jac, "max")
+
+
+@pytest.mark.parametrize("solver", ["svd", "lstsq"])
+@pytest.mark.parametrize("dims", [(3, 6), (4, 4), (6, 3)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pseudo_inverse_matches_numpy_pinv_per_time_point(solver, dims, dtype):
+    rng = np.random.default_rng(0)
+    jac = rng.normal(size=(8, *dims))
+    got = pseudo_inverse(torch.tensor(jac, dtype=dtype), solver)
+    assert got.shape == (8, *dims) and got.dtype == dtype
+    tolerance = 1e-10 if dtype == torch.float64 else 1e-4
+    for t in range(8):
+        np.testing.assert_allclose(got[t].numpy(), np.linalg.pinv(jac[t]).T, rtol=tolerance, atol=tolerance)
+
+
+def test_pseudo_inverse_rank_deficient_svd():
+    rng = np.random.default_rng(1)
+    jac = np.stack([rng.normal(size=(5, 2)) @ rng.normal(size=(2, 4)) for _ in range(3)])  # rank 2
+    got = pseudo_inverse(torch.tensor(jac), "svd").numpy()
+    for t in range(3):
+        np.testing.assert_allclose(got[t], np.linalg.pinv(jac[t]).T, atol=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["svd", "lstsq"])
+def test_pseudo_inverse_cuts_float32_round_off(solver):
+    """A float32 Jacobian of rank 2 whose third singular value is round-off (1e-8 relative) is inverted as rank 2."""
+    rng = np.random.default_rng(2)
+    u, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    v, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    jac = np.stack([u @ np.diag([2.0, 0.5, 2e-8]) @ v[:3]] * 2).astype(np.float32)
+    got = pseudo_inverse(torch.from_numpy(jac), solver).numpy()
+    exact_rank2 = (v[:2].T @ np.diag([1 / 2.0, 1 / 0.5]) @ u[:, :2].T).T
+    np.testing.assert_allclose(got[0], exact_rank2, atol=1e-5)
+    assert np.abs(got).max() < 10  # inverting the round-off would give ~1e8
+    # float64 Jacobians keep float64's cutoff: the same small singular value is then a real one
+    got64 = pseudo_inverse(torch.from_numpy(jac.astype(np.float64)), solver).numpy()
+    np.testing.assert_allclose(got64[0], np.linalg.pinv(jac[0].astype(np.float64)).T, rtol=1e-6)
+
+
+def test_pseudo_inverse_unknown_solver():
+    with pytest.raises(ValueError, match="solver must be one of 'svd', 'lstsq'; got 'qr'"):
+        pseudo_inverse(torch.zeros(1, 2, 2), "qr")
+
+
+# --- per_time_attribution -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("lags", ["sum", "abs"])
+def test_per_time_attribution_methods(embedder, lags):
+    windows = _windows(embedder, batch=4)
+    jac = np.stack([torch.autograd.functional.jacobian(lambda x: embedder(x[None])[0, 0], w).numpy() for w in windows])
+    reduced = jac.sum(-1) if lags == "sum" else np.abs(jac).sum(-1)
+    np.testing.assert_allclose(per_time_attribution(embedder, windows, "jacobian", lags).numpy(), reduced,
+                               rtol=1e-4, atol=1e-6)
+    # cosine blocks have no radial derivative: singular values at float32 round-off are cut as documented
+    cutoff = max(reduced.shape[1:]) * np.finfo(np.float32).eps
+    expected_ing = np.stack([np.linalg.pinv(r.astype(np.float64), rcond=cutoff).T for r in reduced])
+    for method in ("ing", "ing-lstsq"):
+        got = per_time_attribution(embedder, windows, method, lags)
+        assert got.shape == (4, 3, 4) and got.dtype == torch.float32
+        np.testing.assert_allclose(got.numpy(), expected_ing, rtol=1e-3, atol=1e-4)
+
+
+def test_per_time_attribution_unknown_method(embedder):
+    with pytest.raises(ValueError, match="method must be one of 'jacobian', 'ing', 'ing-lstsq'; got 'ig'"):
+        per_time_attribution(embedder, _windows(embedder), "ig")
+
+
+def test_method_names():
+    assert METHODS == ("ing", "ing-lstsq", "jacobian", "neuron-gradient", "integrated-gradients",
+                       "feature-ablation", "shapley-sampling", "gradient-shap")
+
+
+@pytest.mark.parametrize("method", ["jacobian", "ing", "ing-lstsq"])
+def test_attribution_does_not_mutate_the_model(embedder, method):
+    params = list(embedder.parameters())
+    params[0].requires_grad_(False)                 # a frozen parameter stays frozen
+    params[1].grad = torch.full_like(params[1], 7.0)  # an existing gradient stays as it was
+    before = {
+        "values": [p.detach().clone() for p in params],
+        "requires_grad": [p.requires_grad for p in params],
+        "device": [p.device for p in params],
+        "dtype": [p.dtype for p in params],
+        "training": [m.training for m in embedder.modules()],
+    }
+    per_time_attribution(embedder, _windows(embedder), method)
+    for p, value in zip(params, before["values"]):
+        assert torch.equal(p.detach(), value)
+    assert [p.requires_grad for p in params] == before["requires_grad"]
+    assert [p.device for p in params] == before["device"] and [p.dtype for p in params] == before["dtype"]
+    assert [m.training for m in embedder.modules()] == before["training"]
+    assert params[0].grad is None
+    assert all(p.grad is None for i, p in enumerate(params) if i != 1)
+    assert torch.equal(params[1].grad, torch.full_like(params[1], 7.0))
+
+
+# --- select_time_points -------------------------------------------------------------------------
+
+def test_select_time_points():
+    np.testing.assert_array_equal(select_time_points(10, None, 0), np.arange(10))
+    np.testing.assert_array_equal(select_time_points(10, 10, 0), np.arange(10))
+    np.testing.assert_array_equal(select_time_points(10, 50, 0), np.arange(10))
+    a, b, c = select_time_points(1000, 50, 3), select_time_points(1000, 50, 3), select_time_points(1000, 50, 4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    for points in (a, c):
+        assert len(points) == 50 and len(np.unique(points)) == 50
+        assert (np.diff(points) > 0).all() and points.min() >= 0 and points.max() < 1000
+
+
+def test_select_time_points_covers_the_range_uniformly():
+    counts = np.zeros(20)
+    for seed in range(400):
+        counts[select_time_points(20, 5, seed)] += 1
+    # each point is chosen with probability 5/20 per draw
+    assert counts.min() > 60 and counts.max() < 140
+
+
+# --- accumulate_map, AttributionMap -------------------------------------------------------------
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64, 1000])
+def test_accumulate_map_mean_and_stderr(batch_size):
+    rng = np.random.default_rng(0)
+    per_point = rng.normal(size=(64, 3, 5))
+    positions = np.sort(rng.choice(200, size=64, replace=False))
+    lookup = {int(p): per_point[i] for i, p in enumerate(positions)}
+    seen = []
+
+    def per_batch(chunk):
+        seen.append(len(chunk))
+        return torch.tensor(np.stack([lookup[int(p)] for p in chunk]), dtype=torch.float32)
+
+    blocks = [("a", slice(0, 1)), ("b", slice(1, 3))]
+    amap = accumulate_map(per_batch, positions, batch_size, method="ing", blocks=blocks, options={"lags": "sum"})
+    absolute = np.abs(per_point.astype(np.float32).astype(np.float64))
+    np.testing.assert_allclose(amap.values, absolute.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(amap.stderr, absolute.std(0, ddof=1) / np.sqrt(64), rtol=1e-8)
+    assert amap.values.shape == (3, 5) and amap.n_timepoints == 64 and amap.method == "ing"
+    assert amap.blocks == blocks and amap.options == {"lags": "sum"} and amap.shape == (3, 5)
+    assert sum(seen) == 64 and max(seen) <= batch_size
+
+
+def test_accumulate_map_many_batches_single_point_and_errors():
+    calls = []
+
+    def per_batch(chunk):
+        calls.append(chunk)
+        return torch.ones(len(chunk), 2, 2)
+
+    amap = accumulate_map(per_batch, np.arange(3000), 2, method="jacobian", blocks=[("x", slice(0, 2))])
+    assert len(calls) == 1500
+    np.testing.assert_array_equal(amap.values, np.ones((2, 2)))
+    np.testing.assert_array_equal(amap.stderr, np.zeros((2, 2)))
+    single = accumulate_map(per_batch, np.array([4]), 8, method="jacobian", blocks=[("x", slice(0, 2))])
+    assert single.n_timepoints == 1 and np.isfinite(single.stderr).all()
+    with pytest.raises(ValueError, match="no time points to attribute"):
+        accumulate_map(per_batch, np.array([], dtype=int), 8, method="jacobian", blocks=[])
+
+
+def _map(values, blocks):
+    values = np.asarray(values, dtype=float)
+    return AttributionMap(values=values, method="ing", blocks=blocks, stderr=np.zeros_like(values), n_timepoints=3)
+
+
+def test_attribution_map_block_values_and_names():
+    values = np.array([[3.0, 0.0], [4.0, 1.0], [2.0, 2.0]])
+    amap = _map(values, [("behavior", slice(0, 2)), ("time", slice(2, 3))])
+    np.testing.assert_allclose(amap.block_values, [[np.sqrt(12.5), np.sqrt(0.5)], [2.0, 2.0]])
+    assert amap.block_names == ["behavior", "time"]
+
+
+def test_score_levels():
+    # width-1 blocks: the block truth and the entry truth have the same shape, and the scores differ
+    values = np.array([[1.0, 2.0], [10.0, 20.0]])
+    truth = np.array([[False, True], [False, True]])
+    amap = _map(values, [("a", slice(0, 1)), ("b", slice(1, 2))])
+    assert amap.score(truth) == pytest.approx(0.75)                  # auto -> per entry (pooled)
+    assert amap.score(truth, level="entry") == pytest.approx(0.75)
+    assert amap.score(truth, level="block") == pytest.approx(1.0)    # within each block
+    wide = _map(np.array([[1.0, 2.0, 0.0], [1.0, 2.0, 0.0], [5.0, 0.0, 1.0]]), [("a", slice(0, 2)), ("b", slice(2, 3))])
+    block_truth = np.array([[True, True, False], [True, False, False]])
+    assert wide.score(block_truth) == pytest.approx(1.0)             # auto -> per block
+
+
+@pytest.mark.parametrize("truth, level, match", [
+    (np.zeros((3, 2), dtype=bool), "auto",
+     r"ground_truth has shape \(3, 2\); expected \(2, 2\) \(per entry\) or \(2, 2\) \(per block\)"),
+    (np.zeros((2, 2), dtype=bool), "neuron", "level must be one of 'auto', 'entry', 'block'; got 'neuron'"),
+])
+def test_score_errors(truth, level, match):
+    amap = _map(np.ones((2, 2)), [("a", slice(0, 1)), ("b", slice(1, 2))])
+    with pytest.raises(ValueError, match=match):
+        amap.score(truth, level=level)
+
+
+@pytest.mark.parametrize("method", ["jacobian", "ing", "ing-lstsq"])
+def test_attributions_hold_no_graph_to_the_parameters(embedder, method):
+    """Regression: the Jacobian used to keep a double-backward graph to every weight alive as long as it lived."""
+    out = per_time_attribution(embedder, _windows(embedder), method)
+    assert not out.requires_grad and out.grad_fn is None
+    assert not window_jacobian(embedder, _windows(embedder)).requires_grad

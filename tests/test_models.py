@@ -1,0 +1,88 @@
+"""Tests for xcebra.models: output shapes, receptive field, sequence vs window equivalence, registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xcebra.data import sliding_windows
+from xcebra.models import MODELS, Offset1, make_encoder
+
+EXPECTED = {"offset1": (1, 0), "offset5": (5, 2), "offset10": (10, 5), "offset36": (36, 18)}
+
+
+def _encoder(name, n=3, hidden=8, dim=4, seed=0):
+    torch.manual_seed(seed)
+    return make_encoder(name, n, hidden, dim).eval()
+
+
+def test_registry_is_exactly_the_documented_models():
+    assert set(MODELS) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("batch, extra", [(1, 0), (3, 7)])
+def test_output_shape_and_offsets(name, batch, extra):
+    window, left = EXPECTED[name]
+    encoder = _encoder(name)
+    assert encoder.window == window and encoder.left == left
+    assert encoder.right == window - left and encoder.offset == (left, window - left)
+    length = window + extra
+    out = encoder(torch.randn(batch, 3, length))
+    assert out.shape == (batch, 4, length - window + 1)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_receptive_field_is_exactly_the_window(name):
+    """Perturbing frame k changes output j exactly when j <= k <= j + window - 1."""
+    window = EXPECTED[name][0]
+    # float64 and an exact comparison: in the deep offset36 the edge frames act through a product of 17
+    # convolution taps (~1e-14 at initialisation), invisible at a float32 tolerance but not zero
+    encoder = _encoder(name).double()
+    length = window + 12
+    x = torch.randn(1, 3, length, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    base = encoder(x)[0]
+    n_out = length - window + 1
+    for k in (0, 1, window - 1, window, window + 3, length - 1):
+        perturbed = x.clone()
+        perturbed[0, :, k] += 1.0
+        changed = (encoder(perturbed)[0] - base).abs().amax(0) > 0
+        expected = torch.tensor([j <= k <= j + window - 1 for j in range(n_out)])
+        assert torch.equal(changed, expected), f"frame {k}: outputs changed at {changed.nonzero().flatten().tolist()}"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_sequence_equals_windows(name):
+    window = EXPECTED[name][0]
+    encoder = _encoder(name)
+    neural = torch.randn(window + 15, 3, generator=torch.Generator().manual_seed(2))
+    whole = encoder(neural.T[None])[0].T                       # (T - window + 1, D)
+    separate = encoder(sliding_windows(neural, window))[:, :, 0]  # each window on its own
+    torch.testing.assert_close(whole, separate, rtol=1e-5, atol=1e-6)
+
+
+def test_offset1_is_framewise():
+    encoder = _encoder("offset1")
+    x = torch.randn(2, 3, 6)
+    out = encoder(x)
+    for t in range(6):
+        torch.testing.assert_close(out[:, :, t], encoder.net(x[:, :, t]))
+    assert isinstance(encoder, Offset1)
+
+
+def test_same_seed_same_weights():
+    a, b, c = _encoder("offset10", seed=3), _encoder("offset10", seed=3), _encoder("offset10", seed=4)
+    for (ka, va), (kb, vb), (_, vc) in zip(a.state_dict().items(), b.state_dict().items(), c.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    assert not all(torch.equal(va, vc) for va, vc in zip(a.state_dict().values(), c.state_dict().values()))
+
+
+@pytest.mark.parametrize("args, error, match", [
+    (("offset11", 3, 8, 4), ValueError, "model must be one of 'offset1', 'offset5', 'offset10', 'offset36'; got 'offset11'"),
+    (("offset10", 0, 8, 4), ValueError, "n_neurons must be >= 1; got 0"),
+    (("offset1", 3, 8.0, 4), TypeError, "hidden_units must be an integer"),
+    (("offset5", 3, 8, 0), ValueError, "output_dim must be >= 1; got 0"),
+])
+def test_make_encoder_errors(args, error, match):
+    with pytest.raises(error, match=match):
+        make_encoder(*args)
