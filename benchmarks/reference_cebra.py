@@ -270,6 +270,38 @@ class PeakMemory:
         )
 
 
+class LoadSampler:
+    """Context manager sampling the 1-minute load average every ``interval`` seconds.
+
+    The machine may be shared; the samples tell how busy it was while we measured.
+    """
+
+    def __init__(self, interval: float = 5.0):
+        self.interval = interval
+        self.samples: List[float] = []
+        self._stop = threading.Event()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            if self._stop.wait(self.interval):
+                break
+
+    def __enter__(self) -> "LoadSampler":
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def as_dict(self) -> Dict[str, Any]:
+        """Mean and max of the sampled 1-minute load averages, and the samples."""
+        return dict(mean=statistics.fmean(self.samples), max=max(self.samples),
+                    interval_seconds=self.interval, samples=self.samples)
+
+
 # --------------------------------------------------------------------------------------------
 # Building the reference pipeline (public cebra API, as in the seed notebook)
 # --------------------------------------------------------------------------------------------
@@ -380,14 +412,17 @@ def time_steps(solver, batches, *, step_offset: int, warmup: int, steps: int,
 
     Returns
     -------
-    dict with per-step lists ``load_seconds``, ``step_seconds``, ``total_seconds``, their
-    medians, and the regularizer weights used.
+    dict with per-step lists ``load_seconds``, ``step_seconds``, ``total_seconds`` (wall clock,
+    load + step) and ``cpu_seconds`` (process CPU time of all threads, less sensitive to other
+    processes on a shared machine), their medians, and the regularizer weights used.
     """
     load_s: List[float] = []
     step_s: List[float] = []
+    cpu_s: List[float] = []
     weights_used = []
     for i in range(warmup + steps):
         global_step = step_offset + i
+        c0 = time.process_time()
         t0 = time.perf_counter()
         batch = next(batches)
         t1 = time.perf_counter()
@@ -395,10 +430,12 @@ def time_steps(solver, batches, *, step_offset: int, warmup: int, steps: int,
         stats = solver.step(batch, weights_regularizer=weights, weights_loss=None)
         solver._update_metadata(global_step)
         t2 = time.perf_counter()
+        c1 = time.process_time()
         measured = i >= warmup
         if measured:
             load_s.append(t1 - t0)
             step_s.append(t2 - t1)
+            cpu_s.append(c1 - c0)
             weights_used.append(weights)
         logger.info("%s step %d/%d%s: load %.3f s, step %.3f s, loss %.4f", label,
                     i + 1, warmup + steps, "" if measured else " (warm-up)", t1 - t0,
@@ -413,6 +450,9 @@ def time_steps(solver, batches, *, step_offset: int, warmup: int, steps: int,
         median_load_seconds=statistics.median(load_s),
         median_step_seconds=statistics.median(step_s),
         median_total_seconds=statistics.median(total),
+        min_total_seconds=min(total),
+        cpu_seconds=cpu_s,
+        median_cpu_seconds=statistics.median(cpu_s),
         regularizer_weights=weights_used,
     )
 
@@ -433,6 +473,7 @@ def time_attribution(solver, neural, output_dim: int) -> Dict[str, Any]:
     neural.requires_grad_(True)
 
     with PeakMemory() as mem:
+        c0 = time.process_time()
         t0 = time.perf_counter()
         method = cebra.attribution.init(
             name="jacobian-based",
@@ -443,12 +484,14 @@ def time_attribution(solver, neural, output_dim: int) -> Dict[str, Any]:
         t1 = time.perf_counter()
         result = method.compute_attribution_map()
         t2 = time.perf_counter()
+        c2 = time.process_time()
 
     shapes = {k: list(np.shape(v)) for k, v in result.items() if hasattr(v, "shape")}
     out = dict(
         seconds=t2 - t0,
         init_seconds=t1 - t0,
         compute_seconds=t2 - t1,
+        cpu_seconds=c2 - c0,
         cebra_time_inversion_lsq=result.get("time_inversion_lsq"),
         cebra_time_inversion_svd=result.get("time_inversion_svd"),
         result_shapes=shapes,
@@ -546,10 +589,12 @@ def run_synthetic(neural, position, args) -> Dict[str, Any]:
     cfg["regularizer_weights_over_fit"] = sorted(list(w) for w in weights)
 
     logger.info("synthetic: solver.fit for %d steps (batch %d)", num_steps, cfg["batch_size"])
+    c0 = time.process_time()
     t0 = time.perf_counter()
     solver.fit(loader=loader, valid_loader=None, log_frequency=None,
                scheduler_regularizer=scheduler, scheduler_loss=None)
     seconds = time.perf_counter() - t0
+    cpu_seconds = time.process_time() - c0
     logger.info("synthetic: fit took %.1f s (%.4f s/step)", seconds, seconds / num_steps)
 
     result = dict(
@@ -557,6 +602,7 @@ def run_synthetic(neural, position, args) -> Dict[str, Any]:
         num_parameters=sum(p.numel() for p in neural_model.parameters()),
         fit_seconds=seconds,
         fit_seconds_per_step=seconds / num_steps,
+        fit_cpu_seconds=cpu_seconds,
         regularizer_evaluations_logged=len(solver.log.get(("regularizer", 0), [])),
         final_sum_loss=solver.log[("sum_loss_train",)][-1],
     )
@@ -679,7 +725,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     runner = run_seed if args.setting == "seed" else run_synthetic
     # cebra reports its configuration with print(); keep stdout for the result path only.
-    with blas_limit, contextlib.redirect_stdout(sys.stderr):
+    with blas_limit, LoadSampler() as load, contextlib.redirect_stdout(sys.stderr):
         measured = runner(neural, position, args)
     load_after = os.getloadavg()
 
@@ -701,6 +747,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         cpu_count=os.cpu_count(),
         loadavg_before=list(load_before),
         loadavg_after=list(load_after),
+        loadavg_1min_during=load.as_dict(),
         started_utc=started.isoformat(),
         wall_seconds=(datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(),
         **measured,

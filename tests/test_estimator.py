@@ -41,7 +41,7 @@ def test_fit_learns_state_with_trailing_underscore(fitted, data):
     neural, _ = data
     assert fitted.blocks_ == [("behavior", slice(0, 2)), ("time", slice(2, 4))]
     assert fitted.n_features_in_ == neural.shape[1]
-    assert set(fitted.log_) == {"loss", "loss/behavior", "loss/time", "regularizer", "regularizer_weight"}
+    assert set(fitted.log_) == {"loss", "loss/behavior", "loss/time", "regularizer", "regularizer_weight", "seconds"}
     assert all(len(v) == 6 for v in fitted.log_.values())
     np.testing.assert_allclose(fitted.log_["regularizer_weight"], [0, 0, 0.05, 0.1, 0.1, 0.1])
     assert fitted.log_["regularizer"][0] == 0 and fitted.log_["regularizer"][3] > 0

@@ -85,7 +85,7 @@ def test_log_keys_lengths_and_consistency(training_setup_factory, small_recordin
     setup = training_setup_factory(*small_recording, max_steps=5, regularizer_weight=0.3, regularizer_ramp=(1, 3),
                                    learnable_temperature=learnable)
     log = _fit(setup)
-    expected = {"loss", "regularizer", "regularizer_weight", "loss/behavior", "loss/time"}
+    expected = {"loss", "regularizer", "regularizer_weight", "seconds", "loss/behavior", "loss/time"}
     if learnable:
         expected |= {"temperature/behavior", "temperature/time"}
     assert set(log) == expected
@@ -238,8 +238,9 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(training_setup_factory,
     for a, b in zip(full["heads"], second["heads"]):
         assert torch.equal(a.temperature.log_value, b.temperature.log_value)
     assert set(log) == set(full_log)
-    for key in full_log:
+    for key in set(full_log) - {"seconds"}:  # wall times differ, everything else is identical
         np.testing.assert_array_equal(log[key], full_log[key], err_msg=key)
+    assert len(log["seconds"]) == len(full_log["seconds"]) and (log["seconds"] > 0).all()
     assert sorted(os.listdir(tmp_path)) == [CHECKPOINT_NAME]
 
 

@@ -134,7 +134,7 @@ class XCEBRA(BaseEstimator):
         Linear ramp of the weight from 0 at step ``on`` to ``regularizer_weight`` at ``off``, constant
         after; ``"auto"`` is ``(max_steps // 4, max_steps // 2)`` as in the seed; ``None``: constant.
         The regularizer is not computed while its weight is 0.
-    regularizer_batch_size : int or None, default 512
+    regularizer_batch_size : int or None, default 256
         The regularizer is estimated on this many of each step's references (a uniform subset, so the
         estimate is unbiased); ``None`` uses all of them.
     regularizer_projections : int, default 1
@@ -154,7 +154,7 @@ class XCEBRA(BaseEstimator):
     encoder_ : torch.nn.Module, the trained network (encoder + block normalisation).
     blocks_ : list of (name, slice), the disjoint blocks of the embedding.
     log_ : dict of str -> ndarray (max_steps,): total loss, each objective's loss (``loss/<name>``),
-        ``regularizer`` and ``regularizer_weight``.
+        ``regularizer``, ``regularizer_weight`` and ``seconds`` (wall time of each step).
     n_features_in_ : int, number of neurons seen in fit.
     random_state_ : int, the seed actually used.
 
@@ -174,7 +174,7 @@ class XCEBRA(BaseEstimator):
                  output_dim: int = 14, loss: str = "cosine", temperature: float = 1.0,
                  learn_temperature: bool = False, min_temperature: float = 0.01, batch_size: int = 512,
                  max_steps: int = 1000, learning_rate: float = 3e-4, regularizer_weight: float = 0.1,
-                 regularizer_ramp: Any = "auto", regularizer_batch_size: int | None = 512,
+                 regularizer_ramp: Any = "auto", regularizer_batch_size: int | None = 256,
                  regularizer_projections: int = 1, regularizer_exact: bool = False,
                  random_state: int | None = None, device: Any = "auto", num_threads: int | None = None,
                  verbose: bool = True):

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -57,7 +58,7 @@ class TrainingPlan:
     learning_rate: float
     regularizer_weight: float = 0.0
     regularizer_ramp: tuple[int, int] | None = None
-    regularizer_batch_size: int | None = 512
+    regularizer_batch_size: int | None = 256
     regularizer_projections: int = 1
     regularizer_exact: bool = False
     forward_mode: str = "auto"
@@ -170,7 +171,7 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
     heads_module = torch.nn.ModuleList([h.temperature for h in heads])
     parameters = list(embedder.parameters()) + [p for p in heads_module.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(parameters, lr=plan.learning_rate)
-    log: dict[str, list] = {"loss": [], "regularizer": [], "regularizer_weight": []}
+    log: dict[str, list] = {"loss": [], "regularizer": [], "regularizer_weight": [], "seconds": []}
     for h in heads:
         log[f"loss/{h.name}"] = []
         if h.temperature.learnable:
@@ -191,6 +192,7 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
                dynamic_ncols=True)
     try:
         for step in range(start, plan.max_steps):
+            started = time.perf_counter()
             batch: BatchIndex = sampler.sample()
             k = len(batch.positives)
             index = torch.cat([batch.reference, batch.negative, *batch.positives])
@@ -222,6 +224,7 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
             log["loss"].append(values[0])
             log["regularizer"].append(values[1])
             log["regularizer_weight"].append(weight)
+            log["seconds"].append(time.perf_counter() - started)
             for h, v in zip(heads, values[3:]):
                 log[f"loss/{h.name}"].append(v)
                 if h.temperature.learnable:

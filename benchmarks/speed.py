@@ -1,0 +1,288 @@
+"""Speed and memory of xcebra, side by side with the reference package on the same data and machine.
+
+    make bench                        # = python benchmarks/speed.py --out benchmarks/results
+    python benchmarks/speed.py --no-reference --no-scaling    # our side only, quick
+
+Measured in one run (2 threads unless --threads):
+  * the machine's dense matmul throughput (fp32 and bf16, 2048 x 2048), to state results as a
+    fraction of what the hardware does;
+  * the seed configuration (T=20,000 x N=90, batch 2,500, offset10 encoder with 256 units, 14 output
+    dims, time_delta behaviour + time objectives): median seconds per training step without and with
+    the Jacobian regularizer, FLOPs of one step (torch's FlopCounterMode), the exact attribution map
+    (Jacobian + ING over all time points) and the map from 2,000 sampled time points: seconds and peak
+    memory;
+  * the paper's small synthetic setting (T=12,000 x N=40, offset1 MLP of the reference's width,
+    batch 512, euclidean loss, regularizer 0.01): the whole 2,000-step fit;
+  * the reference package (cebra 0.6.1) on the same data and settings, when `make bench-env` has
+    created .venv-bench (run as a subprocess: benchmarks/reference_cebra.py);
+  * a scaling table: time per step and per attribution map as T, N and the batch grow (--scaling).
+
+Writes benchmarks/results/speed.{md,json} and speed_scaling.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import reference_cebra as ref  # noqa: E402  (data makers and memory probe; imports no cebra)
+
+import xcebra  # noqa: E402
+from xcebra import Objective  # noqa: E402
+
+REFERENCE_PYTHON = HERE.parent / ".venv-bench" / "bin" / "python"
+
+
+def matmul_throughput(threads: int, size: int = 2048, repeats: int = 10) -> dict:
+    """Dense matmul GFLOP/s in fp32 and bf16 on this machine."""
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a = torch.randn(size, size, dtype=dtype)
+        b = torch.randn(size, size, dtype=dtype)
+        a @ b
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        seconds = (time.perf_counter() - start) / repeats
+        out[f"{name}_gflops"] = 2 * size ** 3 / seconds / 1e9
+    return out
+
+
+def seed_model(**overrides) -> xcebra.XCEBRA:
+    params = dict(
+        objectives=[Objective("behavior", dims=(0, 4), distribution="time_delta", label="position"),
+                    Objective("time", dims=(0, 14), distribution="time", time_offset=10)],
+        model="offset10", hidden_units=256, output_dim=14, loss="cosine", temperature=1.0, batch_size=2500,
+        learning_rate=3e-4, regularizer_weight=0.1, regularizer_ramp=None, random_state=0, verbose=False)
+    params.update(overrides)
+    return xcebra.XCEBRA(**params)
+
+
+def synthetic_model(**overrides) -> xcebra.XCEBRA:
+    # the reference's offset1-model-mse is an MLP of widths 30/30/10 x output_dim (180/180/60 for 6
+    # outputs); ours is N -> H -> H -> H/2 -> D, and H=180 gives the same cost per frame within 10%
+    params = dict(
+        objectives=[Objective("behavior", dims=(0, 3), distribution="time_delta", label="position"),
+                    Objective("time", dims=(0, 6), distribution="time", time_offset=10)],
+        model="offset1", hidden_units=180, output_dim=6, loss="euclidean", temperature=1.0, batch_size=512,
+        learning_rate=3e-4, regularizer_weight=0.01, regularizer_ramp=None, random_state=0, verbose=False)
+    params.update(overrides)
+    return xcebra.XCEBRA(**params)
+
+
+def step_seconds(model: xcebra.XCEBRA, data: dict, steps: int, warmup: int = 2) -> list[float]:
+    model.set_params(max_steps=warmup + steps)
+    model.fit(data["neural"], position=data["position"])
+    return [float(s) for s in model.log_["seconds"][warmup:]]
+
+
+def step_flops(model: xcebra.XCEBRA, data: dict) -> float:
+    """FLOPs of one training step, counted by torch's FlopCounterMode.
+
+    The counter cannot trace the regularizer's ``autograd.grad`` on a leaf, so the step is counted
+    without it, and the regularizer's share is estimated as 5 forward passes of its windows (forward,
+    vector-Jacobian product and its double backward, each about as costly as 1-2 forwards).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    weight = model.regularizer_weight
+    model.set_params(max_steps=1, regularizer_weight=0.0)
+    with FlopCounterMode(display=False) as counter:
+        model.fit(data["neural"], position=data["position"])
+    flops = float(counter.get_total_flops())
+    model.set_params(regularizer_weight=weight)
+    if weight > 0:
+        encoder = model.encoder_
+        n_windows = min(model.regularizer_batch_size or model.batch_size, model.batch_size)
+        windows = torch.randn(n_windows, data["neural"].shape[1], encoder.window)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            encoder(windows)
+        flops += 5 * float(counter.get_total_flops())
+    return flops
+
+
+def attribution_run(model: xcebra.XCEBRA, neural: np.ndarray, **kwargs) -> dict:
+    with ref.PeakMemory() as memory:
+        start = time.perf_counter()
+        amap = model.attribution_map(neural, method="ing", verbose=False, **kwargs)
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_increase_bytes": memory.peak_increase, "map": amap}
+
+
+def run_reference(setting: str, data_path: Path, threads: int, steps: int | None) -> dict | None:
+    if not REFERENCE_PYTHON.exists():
+        print("reference: .venv-bench not found (run `make bench-env`); skipping", file=sys.stderr)
+        return None
+    out = data_path.with_suffix(f".{setting}.json")
+    command = [str(REFERENCE_PYTHON), str(HERE / "reference_cebra.py"), "--data", str(data_path), "--setting", setting,
+               "--out", str(out), "--threads", str(threads), "--no-progress"]
+    if steps is not None:
+        command += ["--steps", str(steps)]
+    print("reference:", " ".join(command), file=sys.stderr)
+    subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    return json.loads(out.read_text())
+
+
+def scaling(threads: int, steps: int) -> list[dict]:
+    """Seconds per step and per attribution map (2,000 sampled points) as T, N and the batch grow."""
+    rows = []
+    grid = ([("T", t, dict(num_timepoints=t)) for t in (10_000, 50_000, 200_000)]
+            + [("N", n, dict(num_neurons=n)) for n in (50, 200, 1000)]
+            + [("batch", b, {}) for b in (512, 2048, 8192)])
+    for axis, value, shape in grid:
+        data = ref.make_seed_data(**shape)
+        batch = value if axis == "batch" else 2500
+        model = seed_model(batch_size=batch)
+        seconds = step_seconds(model, data, steps, warmup=1)
+        attribution = attribution_run(model, data["neural"], num_samples=2000)
+        rows.append({"axis": axis, "value": value, "T": len(data["neural"]), "N": data["neural"].shape[1],
+                     "batch": batch, "step_seconds": statistics.median(seconds),
+                     "attribution_2000_seconds": attribution["seconds"]})
+        print(f"scaling {axis}={value}: {rows[-1]['step_seconds']:.3f} s/step, "
+              f"attribution(2000) {attribution['seconds']:.2f} s", file=sys.stderr)
+    return rows
+
+
+def plot_scaling(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 3.6), layout="constrained")
+    for ax, axis, label in zip(fig.subplots(1, 3), ("T", "N", "batch"),
+                               ("time points T", "neurons N", "batch size")):
+        sel = [r for r in rows if r["axis"] == axis]
+        x = [r["value"] for r in sel]
+        ax.loglog(x, [r["step_seconds"] for r in sel], "o-", label="training step")
+        ax.loglog(x, [r["attribution_2000_seconds"] for r in sel], "s-", label="ING map, 2,000 points")
+        ax.set_xlabel(label)
+        ax.set_ylabel("seconds")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_title(f"scaling with {label}")
+    fig.axes[0].legend()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=10, help="measured steps per setting (after 2 warm-up steps)")
+    parser.add_argument("--synthetic-steps", type=int, default=2000)
+    parser.add_argument("--reference-steps", type=int, default=None, help="measured steps on the reference side")
+    parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--no-scaling", action="store_true")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = {"machine": {"cpu": ref.cpu_model(), "threads": args.threads, "torch": torch.__version__,
+                          "xcebra": xcebra.__version__, "python": platform.python_version(),
+                          **matmul_throughput(args.threads)}}
+    print(f"matmul: {result['machine']['fp32_gflops']:.0f} GFLOP/s fp32, {result['machine']['bf16_gflops']:.0f} bf16",
+          file=sys.stderr)
+
+    seed_data = ref.make_seed_data()
+    seed = {}
+    for label, weight in (("no_regularizer", 0.0), ("regularizer", 0.1)):
+        times = step_seconds(seed_model(regularizer_weight=weight), seed_data, args.steps)
+        flops = step_flops(seed_model(regularizer_weight=weight), seed_data)
+        seed[label] = {"median_step_seconds": statistics.median(times), "step_seconds": times, "step_flops": flops,
+                       "fraction_of_fp32_peak": flops / statistics.median(times) / 1e9 / result["machine"]["fp32_gflops"]}
+        print(f"seed {label}: {seed[label]['median_step_seconds']:.3f} s/step, {flops / 1e9:.0f} GFLOP/step", file=sys.stderr)
+    model = seed_model(max_steps=1)
+    model.fit(seed_data["neural"], position=seed_data["position"])
+    exact = attribution_run(model, seed_data["neural"])
+    sampled = attribution_run(model, seed_data["neural"], num_samples=2000)
+    relative = np.abs(sampled["map"].values - exact["map"].values) / exact["map"].values.mean()
+    seed["attribution_exact"] = {k: v for k, v in exact.items() if k != "map"}
+    seed["attribution_2000"] = {k: v for k, v in sampled.items() if k != "map"}
+    seed["attribution_2000"]["max_relative_deviation"] = float(relative.max())
+    seed["attribution_2000"]["mean_stderr_relative"] = float(sampled["map"].stderr.mean() / sampled["map"].values.mean())
+    print(f"seed attribution: exact {exact['seconds']:.1f} s, {exact['peak_increase_bytes'] / 1e9:.2f} GB; "
+          f"2000 points {sampled['seconds']:.2f} s", file=sys.stderr)
+    result["seed"] = seed
+
+    syn_data = ref.make_synthetic_data()
+    model = synthetic_model(max_steps=args.synthetic_steps)
+    start = time.perf_counter()
+    model.fit(syn_data["neural"], position=syn_data["position"])
+    total = time.perf_counter() - start
+    result["synthetic"] = {"steps": args.synthetic_steps, "fit_seconds": total,
+                           "step_flops": step_flops(synthetic_model(), syn_data)}
+    print(f"synthetic: {args.synthetic_steps} steps in {total:.1f} s", file=sys.stderr)
+
+    if not args.no_reference:
+        with tempfile.TemporaryDirectory() as tmp:
+            seed_path, syn_path = Path(tmp) / "seed.npz", Path(tmp) / "synthetic.npz"
+            np.savez(seed_path, **seed_data)
+            np.savez(syn_path, **syn_data)
+            result["reference_seed"] = run_reference("seed", seed_path, args.threads, args.reference_steps)
+            result["reference_synthetic"] = run_reference("synthetic", syn_path, args.threads, None)
+    if not args.no_scaling:
+        result["scaling"] = scaling(args.threads, steps=3)
+        plot_scaling(result["scaling"], args.out / "speed_scaling.png")
+    (args.out / "speed.json").write_text(json.dumps(result, indent=2, default=float))
+    (args.out / "speed.md").write_text(render_markdown(result, args))
+    print((args.out / "speed.md").read_text())
+
+
+def render_markdown(result: dict, args) -> str:
+    m, s = result["machine"], result["seed"]
+    lines = ["# Speed and memory", "",
+             f"`python benchmarks/speed.py` on {m['cpu']}, {m['threads']} threads, torch {m['torch']}. "
+             f"Dense matmul in the same run: {m['fp32_gflops']:.0f} GFLOP/s fp32, {m['bf16_gflops']:.0f} GFLOP/s bf16.", ""]
+    rs, ry = result.get("reference_seed"), result.get("reference_synthetic")
+    lines += ["| measurement | xcebra | cebra 0.6.1 | speed-up |", "|---|---|---|---|"]
+
+    def row(name, ours, theirs, unit="s", fmt="{:.3f}"):
+        if theirs is None:
+            lines.append(f"| {name} | {fmt.format(ours)} {unit} | not measured | |")
+        else:
+            lines.append(f"| {name} | {fmt.format(ours)} {unit} | {fmt.format(theirs)} {unit} | **{theirs / ours:.1f}x** |")
+
+    # the reference's step time includes drawing the batch (its loader samples inside the loop), as ours does
+    row("seed config: training step, no regularizer (median)", s["no_regularizer"]["median_step_seconds"],
+        ((rs or {}).get("no_regularizer") or {}).get("median_total_seconds"))
+    row("seed config: training step, with regularizer (median)", s["regularizer"]["median_step_seconds"],
+        ((rs or {}).get("with_regularizer") or {}).get("median_total_seconds"))
+    ref_attr = (rs or {}).get("attribution") or {}
+    row("seed config: exact Jacobian + ING map, 20,000 points", s["attribution_exact"]["seconds"], ref_attr.get("seconds"), fmt="{:.1f}")
+    row("seed config: ING map from 2,000 sampled points", s["attribution_2000"]["seconds"], ref_attr.get("seconds"), fmt="{:.2f}")
+    mem = ref_attr.get("memory", {}).get("peak_increase_bytes")
+    lines.append(f"| seed config: attribution peak memory (exact map) | {s['attribution_exact']['peak_increase_bytes'] / 1e9:.2f} GB | "
+                 + (f"{mem / 1e9:.2f} GB | {mem / max(s['attribution_exact']['peak_increase_bytes'], 1):.1f}x less |" if mem else "not measured | |"))
+    row(f"small synthetic setting: whole {result['synthetic']['steps']:,}-step fit", result["synthetic"]["fit_seconds"],
+        (ry or {}).get("fit_seconds"), fmt="{:.1f}")
+    lines += ["",
+              f"One seed-config step is {s['no_regularizer']['step_flops'] / 1e9:.0f} GFLOP without and "
+              f"{s['regularizer']['step_flops'] / 1e9:.0f} GFLOP with the regularizer (counted by torch), i.e. "
+              f"{100 * s['no_regularizer']['fraction_of_fp32_peak']:.0f}% / {100 * s['regularizer']['fraction_of_fp32_peak']:.0f}% "
+              "of the fp32 matmul throughput measured above.",
+              f"The 2,000-point map deviates from the exact one by at most {100 * s['attribution_2000']['max_relative_deviation']:.1f}% "
+              f"of the map's mean value (its reported standard error is {100 * s['attribution_2000']['mean_stderr_relative']:.1f}% of it on average).",
+              ""]
+    if "scaling" in result:
+        lines += ["## Scaling (seed configuration; step = median of 3; map = ING from 2,000 sampled points)", "",
+                  "| varied | T | N | batch | s / step | s / map |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['axis']} | {r['T']} | {r['N']} | {r['batch']} | {r['step_seconds']:.3f} | {r['attribution_2000_seconds']:.2f} |"
+                  for r in result["scaling"]]
+        lines += ["", "![scaling](speed_scaling.png)", ""]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
