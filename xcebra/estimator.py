@@ -19,8 +19,7 @@ from sklearn.exceptions import NotFittedError
 from . import __version__
 from ._files import read_tensors, write_tensors
 from ._validation import check_finite
-from .attribution import METHODS, accumulate_map, per_time_attribution, select_time_points
-from .attribution.jacobian import LAG_REDUCTIONS
+from .attribution.compute import compute_attribution_map, read_rows
 from .attribution.maps import AttributionMap
 from .data import TimeSeries
 from .losses import Temperature
@@ -87,18 +86,6 @@ def _resolve_device(device) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("The 'device' parameter of XCEBRA asks for 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
     return resolved
-
-
-def _read_rows(neural: Any, start: int, stop: int) -> np.ndarray:
-    """Rows ``start..stop-1`` of a (T, N) array-like, replicating the first/last row beyond the edges."""
-    n = neural.shape[0]
-    lo, hi = max(start, 0), min(stop, n)
-    block = np.array(neural[lo:hi], dtype=np.float32)  # a writable copy of just these rows
-    if start < 0 or stop > n:
-        before = np.repeat(block[:1], max(0, -start), axis=0)
-        after = np.repeat(block[-1:], max(0, stop - n), axis=0)
-        block = np.concatenate([before, block, after], axis=0)
-    return block
 
 
 class XCEBRA(BaseEstimator):
@@ -383,7 +370,7 @@ class XCEBRA(BaseEstimator):
         self.encoder_.eval()
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            frames = _read_rows(neural, start - left, stop - left + window - 1)
+            frames = read_rows(neural, start - left, stop - left + window - 1)
             check_finite(f"neural (rows {start}..{stop - 1})", frames)
             x = torch.from_numpy(frames).to(device).T.contiguous()[None]
             out[start:stop] = self.encoder_(x)[0].cpu().numpy()
@@ -430,37 +417,9 @@ class XCEBRA(BaseEstimator):
         """
         self._check_is_fitted()
         neural = self._check_neural(neural)
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(repr(m) for m in METHODS)}; got {method!r}")
-        if lags not in LAG_REDUCTIONS:
-            raise ValueError(f"lags must be one of 'sum', 'abs'; got {lags!r}")
-        if num_samples is not None and not _is_int(num_samples, 1):
-            raise ValueError(f"num_samples must be None or an int >= 1; got {num_samples!r}")
-        if not _is_int(batch_size, 1):
-            raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
-        window, left = self.encoder_.window, self.encoder_.left
-        n_valid = neural.shape[0] - window + 1
-        if n_valid < 1:
-            raise ValueError(f"neural has {neural.shape[0]} time points but the encoder needs windows of {window}")
-        positions = select_time_points(n_valid, num_samples, random_state)
-        device = self._device_of_model()
-        embedder = self.encoder_
-        if method in ("ing", "ing-lstsq", "jacobian"):
-            def attribute(windows: torch.Tensor) -> torch.Tensor:
-                return per_time_attribution(embedder, windows, method, lags)
-        else:
-            from .attribution import baselines
-            attribute = baselines.make_attributor(embedder, method, random_state=random_state, **method_options)
-
-        def per_batch(chunk: np.ndarray) -> torch.Tensor:
-            frames = _read_rows(neural, int(chunk[0]), int(chunk[-1]) + window)
-            check_finite("neural", frames)
-            all_windows = torch.from_numpy(frames).to(device).unfold(0, window, 1)
-            return attribute(all_windows[torch.from_numpy(chunk - chunk[0]).to(device)])
-
-        options = {"lags": lags, "num_samples": num_samples, "random_state": random_state, **method_options}
-        return accumulate_map(per_batch, positions, batch_size, method=method, blocks=self.blocks_,
-                              options=options, verbose=self.verbose if verbose is None else verbose)
+        return compute_attribution_map(
+            self.encoder_, neural, method, self.blocks_, num_samples=num_samples, lags=lags, batch_size=batch_size,
+            random_state=random_state, verbose=self.verbose if verbose is None else verbose, **method_options)
 
     # ------------------------------------------------------------------ files
     def _params_to_json(self) -> dict:

@@ -1,0 +1,121 @@
+"""``compute_attribution_map``: attribute a fitted embedder over a recording, for any estimator.
+
+The one place that turns (embedder, neural array, method) into an :class:`AttributionMap`: it chooses
+the time points, reads their windows in batches from any array-like (``np.memmap`` and h5py datasets
+are never loaded whole), runs the Jacobian methods (:mod:`.jacobian`) or a captum baseline
+(:mod:`.baselines`) on each batch and averages the absolute values (:func:`.maps.accumulate_map`).
+``XCEBRA`` and ``SupervisedRegressor`` both call it after checking that ``neural`` matches the model.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._validation import check_finite
+from .jacobian import LAG_REDUCTIONS, per_time_attribution
+from .maps import AttributionMap, accumulate_map, select_time_points
+
+__all__ = ["compute_attribution_map", "read_rows", "JACOBIAN_METHODS"]
+
+#: methods computed from the encoder Jacobian by :func:`xcebra.attribution.jacobian.per_time_attribution`
+JACOBIAN_METHODS = ("ing", "ing-lstsq", "jacobian")
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum
+
+
+def read_rows(neural: Any, start: int, stop: int) -> np.ndarray:
+    """Rows ``start..stop-1`` of a (T, N) array-like as float32, replicating the first/last row beyond the edges."""
+    n = neural.shape[0]
+    lo, hi = max(start, 0), min(stop, n)
+    block = np.array(neural[lo:hi], dtype=np.float32)  # a writable copy of just these rows
+    if start < 0 or stop > n:
+        before = np.repeat(block[:1], max(0, -start), axis=0)
+        after = np.repeat(block[-1:], max(0, stop - n), axis=0)
+        block = np.concatenate([before, block, after], axis=0)
+    return block
+
+
+def compute_attribution_map(embedder: nn.Module, neural: Any, method: str, blocks: Sequence, *,
+                            num_samples: int | None = None, lags: str = "sum", batch_size: int = 1024,
+                            random_state: int | None = 0, verbose: bool = False,
+                            **options: Any) -> AttributionMap:
+    """Attribute each embedding dimension to the neurons, averaged over time.
+
+    Parameters
+    ----------
+    embedder : nn.Module
+        Maps windows (B, N, window) to (B, 1, D); has ``window`` and ``left`` (:class:`xcebra.objectives.Embedder`).
+        It is not changed (no moving, casting, mode switch or ``.grad``).
+    neural : array-like of shape (T, N)
+        Anything with ``shape`` and row slicing; read ``batch_size + window - 1`` rows at a time.
+        The caller checks that N matches the model.
+    method : str
+        ``"ing"``, ``"ing-lstsq"``, ``"jacobian"`` or a baseline of :mod:`xcebra.attribution.baselines`.
+    blocks : list of (name, slice)
+        The embedding's disjoint blocks, stored in the map.
+    num_samples : int, optional
+        Attribute this many time points drawn uniformly without replacement (seeded by ``random_state``).
+    lags : {"sum", "abs"}, default "sum"
+        Lag reduction of the Jacobian methods (baselines always sum over lags).
+    batch_size : int, default 1024
+        Time points per batch.
+    random_state : int or None, default 0
+        Seed of the time-point subsample and of the sampling baselines.
+    verbose : bool, default False
+        Progress bar.
+    **options
+        Options of a baseline method (``n_steps``, ``n_samples``, ``baseline``, ...).
+
+    Returns
+    -------
+    AttributionMap
+        ``values`` (D, N): mean absolute attribution over the time points with a complete window
+        (positions ``0 .. T - window``, i.e. time points ``left .. T - window + left``; no padding).
+
+    Raises
+    ------
+    ValueError
+        Unknown method or lag reduction, bad ``num_samples`` / ``batch_size``, options given to a
+        Jacobian method, a recording shorter than the window, or non-finite values in ``neural``.
+    """
+    from . import METHODS
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(repr(m) for m in METHODS)}; got {method!r}")
+    if lags not in LAG_REDUCTIONS:
+        raise ValueError(f"lags must be one of 'sum', 'abs'; got {lags!r}")
+    if num_samples is not None and not _is_int(num_samples, 1):
+        raise ValueError(f"num_samples must be None or an int >= 1; got {num_samples!r}")
+    if not _is_int(batch_size, 1):
+        raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
+    if method in JACOBIAN_METHODS and options:
+        raise ValueError(f"method {method!r} takes no options; got {', '.join(repr(k) for k in options)}")
+    window = embedder.window
+    n_valid = neural.shape[0] - window + 1
+    if n_valid < 1:
+        raise ValueError(f"neural has {neural.shape[0]} time points but the encoder needs windows of {window}")
+    positions = select_time_points(n_valid, num_samples, random_state)
+    parameter = next(embedder.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    if method in JACOBIAN_METHODS:
+        def attribute(windows: torch.Tensor) -> torch.Tensor:
+            return per_time_attribution(embedder, windows, method, lags)
+    else:
+        from . import baselines
+        attribute = baselines.make_attributor(embedder, method, random_state=random_state, **options)
+
+    def per_batch(chunk: np.ndarray) -> torch.Tensor:
+        frames = read_rows(neural, int(chunk[0]), int(chunk[-1]) + window)
+        check_finite("neural", frames)
+        all_windows = torch.from_numpy(frames).to(device).unfold(0, window, 1)
+        return attribute(all_windows[torch.from_numpy(chunk - chunk[0]).to(device)])
+
+    recorded = {"lags": lags, "num_samples": num_samples, "random_state": random_state, **options}
+    return accumulate_map(per_batch, positions, batch_size, method=method, blocks=blocks, options=recorded,
+                          verbose=verbose)
