@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -194,7 +194,6 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
         for step in range(start, plan.max_steps):
             started = time.perf_counter()
             batch: BatchIndex = sampler.sample()
-            k = len(batch.positives)
             index = torch.cat([batch.reference, batch.negative, *batch.positives])
             z = embed_indices(embedder, neural, index, plan.forward_mode, sequence)
             z_ref, z_neg, *z_pos = z.split(len(batch.reference))
