@@ -44,6 +44,7 @@ import xcebra  # noqa: E402
 from xcebra import Objective  # noqa: E402
 
 REFERENCE_PYTHON = HERE.parent / ".venv-bench" / "bin" / "python"
+DEVICE = "cpu"
 
 
 def matmul_throughput(threads: int, size: int = 2048, repeats: int = 10) -> dict:
@@ -66,7 +67,8 @@ def seed_model(**overrides) -> xcebra.XCEBRA:
         objectives=[Objective("behavior", dims=(0, 4), distribution="time_delta", label="position"),
                     Objective("time", dims=(0, 14), distribution="time", time_offset=10)],
         model="offset10", hidden_units=256, output_dim=14, loss="cosine", temperature=1.0, batch_size=2500,
-        learning_rate=3e-4, regularizer_weight=0.1, regularizer_ramp=None, random_state=0, verbose=False)
+        learning_rate=3e-4, regularizer_weight=0.1, regularizer_ramp=None, random_state=0, verbose=False,
+        device=DEVICE)
     params.update(overrides)
     return xcebra.XCEBRA(**params)
 
@@ -78,7 +80,8 @@ def synthetic_model(**overrides) -> xcebra.XCEBRA:
         objectives=[Objective("behavior", dims=(0, 3), distribution="time_delta", label="position"),
                     Objective("time", dims=(0, 6), distribution="time", time_offset=10)],
         model="offset1", hidden_units=180, output_dim=6, loss="euclidean", temperature=1.0, batch_size=512,
-        learning_rate=3e-4, regularizer_weight=0.01, regularizer_ramp=None, random_state=0, verbose=False)
+        learning_rate=3e-4, regularizer_weight=0.01, regularizer_ramp=None, random_state=0, verbose=False,
+        device=DEVICE)
     params.update(overrides)
     return xcebra.XCEBRA(**params)
 
@@ -107,7 +110,7 @@ def step_flops(model: xcebra.XCEBRA, data: dict) -> float:
     if weight > 0:
         encoder = model.encoder_
         n_windows = min(model.regularizer_batch_size or model.batch_size, model.batch_size)
-        windows = torch.randn(n_windows, data["neural"].shape[1], encoder.window)
+        windows = torch.randn(n_windows, data["neural"].shape[1], encoder.window, device=next(encoder.parameters()).device)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             encoder(windows)
         flops += 5 * float(counter.get_total_flops())
@@ -180,6 +183,7 @@ def plot_scaling(rows: list[dict], path: Path) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (the reference side always runs on the CPU)")
     parser.add_argument("--steps", type=int, default=10, help="measured steps per setting (after 2 warm-up steps)")
     parser.add_argument("--synthetic-steps", type=int, default=2000)
     parser.add_argument("--reference-steps", type=int, default=None, help="measured steps on the reference side")
@@ -188,8 +192,10 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    global DEVICE
+    DEVICE = args.device
     args.out.mkdir(parents=True, exist_ok=True)
-    result = {"machine": {"cpu": ref.cpu_model(), "threads": args.threads, "torch": torch.__version__,
+    result = {"machine": {"cpu": ref.cpu_model(), "device": args.device, "threads": args.threads, "torch": torch.__version__,
                           "xcebra": xcebra.__version__, "python": platform.python_version(),
                           **matmul_throughput(args.threads)}}
     print(f"matmul: {result['machine']['fp32_gflops']:.0f} GFLOP/s fp32, {result['machine']['bf16_gflops']:.0f} bf16",
@@ -243,7 +249,7 @@ def main(argv=None) -> None:
 def render_markdown(result: dict, args) -> str:
     m, s = result["machine"], result["seed"]
     lines = ["# Speed and memory", "",
-             f"`python benchmarks/speed.py` on {m['cpu']}, {m['threads']} threads, torch {m['torch']}. "
+             f"`python benchmarks/speed.py` on {m['cpu']} (device {m.get('device', 'cpu')}), {m['threads']} threads, torch {m['torch']}. "
              f"Dense matmul in the same run: {m['fp32_gflops']:.0f} GFLOP/s fp32, {m['bf16_gflops']:.0f} GFLOP/s bf16.", ""]
     rs, ry = result.get("reference_seed"), result.get("reference_synthetic")
     lines += ["| measurement | xcebra | cebra 0.6.1 | speed-up |", "|---|---|---|---|"]
