@@ -16,6 +16,7 @@ from .attribution import AttributionMap  # noqa: E402
 from .data import TimeSeries  # noqa: E402
 from .estimator import XCEBRA  # noqa: E402
 from .objectives import Objective  # noqa: E402
+from .supervised import SupervisedRegressor  # noqa: E402
 from . import datasets  # noqa: E402
 
-__all__ = ["XCEBRA", "Objective", "AttributionMap", "TimeSeries", "metrics", "datasets", "__version__"]
+__all__ = ["XCEBRA", "Objective", "SupervisedRegressor", "AttributionMap", "TimeSeries", "metrics", "datasets", "__version__"]
