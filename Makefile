@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 THREADS ?= 2
 
-.PHONY: demo demo-quick test test-all bench bench-env clean
+.PHONY: demo demo-quick test test-all bench bench-env browser clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,19 @@ demo: $(VENV)/.installed-demo
 demo-quick: $(VENV)/.installed-demo
 	OMP_NUM_THREADS=$(THREADS) $(VENV)/bin/xcebra demo --quick --out demo_out
 
-test: $(VENV)/.installed-test
+# The report test opens the demo report in headless Chromium; it is installed from Debian's packages
+# when we can (root with apt-get), otherwise that one test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	      echo "installing chromium (Debian package) for the report browser test"; \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    else echo "chromium not found and cannot be installed here: the browser test will be skipped"; fi; }
+
+test: $(VENV)/.installed-test browser
 	$(PY) -m pytest -q
 
-test-all: $(VENV)/.installed-test
+test-all: $(VENV)/.installed-test browser
 	$(PY) -m pytest -q -m "slow or not slow"
 
 clean:

@@ -46,24 +46,36 @@ def check_float(name: str, value: Any, minimum: float | None = None, *, strict: 
     return value
 
 
-def check_finite(name: str, array: np.ndarray) -> None:
-    """Raise a ValueError that locates the first NaN or infinite entry of ``array``."""
+def check_finite(name: str, array: np.ndarray, *, rows: int | np.ndarray | None = None,
+                 hint: str = "Remove or interpolate them before fitting") -> None:
+    """Raise a ValueError that locates the first NaN or infinite entry of ``array``.
+
+    ``rows`` maps the rows of ``array`` to the rows of the recording they were read from (for arrays
+    read in batches): an int (the first row) or an array (one index per row), so that the message
+    names the row of the user's array.
+    """
     if array.dtype.kind not in "fc":
         return
     bad = ~np.isfinite(array)
     if bad.any():
         position = tuple(int(i) for i in np.argwhere(bad)[0])
         kind = "NaN" if np.isnan(array[position]) else "infinite"
-        where = f"row {position[0]}" + (f", column {position[1]}" if len(position) > 1 else "")
+        if rows is None:
+            row = position[0]
+        elif isinstance(rows, int):
+            row = rows + position[0]
+        else:
+            row = int(rows[position[0]])
+        where = f"row {row}" + (f", column {position[1]}" if len(position) > 1 else "")
         raise ValueError(
-            f"{name} contains {int(bad.sum())} non-finite value(s); the first ({kind}) is at {where}. "
-            "Remove or interpolate them before fitting")
+            f"{name} contains {int(bad.sum())} non-finite value(s); the first ({kind}) is at {where}. {hint}")
 
 
-def as_float_array(name: str, value: Any, ndim: tuple[int, ...] = (2,)) -> np.ndarray:
+def as_float_array(name: str, value: Any, ndim: tuple[int, ...] = (2,), layout: str | None = None) -> np.ndarray:
     """Convert array-like ``value`` to a float32 numpy array with one of the allowed numbers of dimensions.
 
     Memory-mapped arrays and h5py datasets are read as they are sliced; this function reads all of ``value``.
+    ``layout`` (e.g. ``"(time points, neurons)"``) is added to the message of a wrong number of dimensions.
     """
     try:
         array = np.asarray(value)
@@ -73,5 +85,6 @@ def as_float_array(name: str, value: Any, ndim: tuple[int, ...] = (2,)) -> np.nd
         raise TypeError(f"{name} must hold numbers; got an array of dtype {array.dtype}")
     if array.ndim not in ndim:
         expected = " or ".join(f"{d}-D" for d in ndim)
-        raise ValueError(f"{name} must be a {expected} array; got shape {array.shape}")
+        hint = f" (expected {layout})" if layout else ""
+        raise ValueError(f"{name} must be a {expected} array; got shape {array.shape}{hint}")
     return array.astype(np.float32, copy=False)

@@ -56,7 +56,7 @@ class TimeSeries:
     @classmethod
     def from_arrays(cls, neural: Any, **labels: Any) -> "TimeSeries":
         """Validate and convert ``neural`` (T, N) and keyword labels (T,) or (T, d)."""
-        neural_array = as_float_array("neural", neural, ndim=(2,))
+        neural_array = as_float_array("neural", neural, ndim=(2,), layout="(time points, neurons)")
         if neural_array.shape[0] == 0 or neural_array.shape[1] == 0:
             raise ValueError(f"neural must have at least one time point and one neuron; got shape {neural_array.shape}")
         check_finite("neural", neural_array)
@@ -68,12 +68,16 @@ class TimeSeries:
                 if array.ndim == 2 and array.shape[1] == 1:
                     array = array[:, 0]
                 if array.ndim != 1 and array.ndim != 2:
-                    raise ValueError(f"label '{name}' must be a 1-D or 2-D array; got shape {array.shape}")
+                    raise ValueError(f"label '{name}' must be a 1-D or 2-D array; got shape {array.shape} "
+                                     "(expected (time points,) or (time points, dimensions))")
             else:
-                array = as_float_array(f"label '{name}'", raw, ndim=(1, 2))
+                array = as_float_array(f"label '{name}'", raw, ndim=(1, 2),
+                                       layout="(time points,) or (time points, dimensions)")
                 check_finite(f"label '{name}'", array)
                 if array.ndim == 1:
                     array = array[:, None]
+            if array.ndim == 2 and array.shape[1] == 0:
+                raise ValueError(f"label '{name}' has shape {array.shape}: no dimensions; it needs at least one column")
             if array.shape[0] != neural_array.shape[0]:
                 raise ValueError(
                     f"label '{name}' has {array.shape[0]} rows but neural has {neural_array.shape[0]}; "

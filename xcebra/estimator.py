@@ -9,6 +9,7 @@ import numbers
 import os
 import secrets
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -18,7 +19,6 @@ from sklearn.exceptions import NotFittedError
 
 from . import __version__
 from ._files import read_tensors, write_tensors
-from ._validation import check_finite
 from .attribution.compute import compute_attribution_map, read_rows
 from .attribution.maps import AttributionMap
 from .data import TimeSeries
@@ -34,6 +34,8 @@ logger = logging.getLogger("xcebra")
 MODEL_FORMAT = "xcebra-model"
 MODEL_FORMAT_VERSION = 1
 _RESERVED_FIT_ARGUMENTS = ("checkpoint_dir", "checkpoint_every")
+#: a model file declaring more objectives than this is refused (the layout check is quadratic in their number)
+MAX_OBJECTIVES_IN_FILE = 1024
 
 
 def _is_int(v, low=None):
@@ -187,7 +189,7 @@ class XCEBRA(BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ validation
-    def _validate_params(self) -> Layout:
+    def _check_constraints(self) -> None:
         for name, (check, expected) in _PARAMETER_CONSTRAINTS.items():
             value = getattr(self, name)
             if not check(value):
@@ -195,7 +197,17 @@ class XCEBRA(BaseEstimator):
         if isinstance(self.objectives, Objective) or not isinstance(self.objectives, (list, tuple)):
             raise ValueError("The 'objectives' parameter of XCEBRA must be a list of xcebra.Objective. "
                              f"Got {self.objectives!r} instead.")
-        return block_layout(self.objectives, self.output_dim, self.loss)
+
+    def _validate_params(self) -> Layout:
+        self._check_constraints()
+        objectives = list(self.objectives)
+        if objectives and all(isinstance(o, Objective) for o in objectives):
+            covered = max(o.dims[1] for o in objectives)
+            if covered < self.output_dim:  # before block_layout, whose cost grows with output_dim
+                raise ValueError(
+                    f"embedding dims {covered}..{self.output_dim - 1} are not covered by any objective "
+                    f"(output_dim={self.output_dim}); objective slices must cover 0..output_dim without gaps")
+        return block_layout(objectives, self.output_dim, self.loss)
 
     def _ramp(self) -> tuple[int, int] | None:
         if self.regularizer_ramp == "auto":
@@ -213,16 +225,76 @@ class XCEBRA(BaseEstimator):
         return hasattr(self, "encoder_")
 
     def _check_neural(self, neural: Any, name: str = "neural") -> Any:
-        shape = getattr(neural, "shape", None)
-        if shape is None:
-            neural = np.asarray(neural)
-            shape = neural.shape
+        """Check shape and dtype of an array-like without reading it (np.memmap and h5py datasets stay on disk)."""
+        shape, dtype = getattr(neural, "shape", None), getattr(neural, "dtype", None)
+        if shape is None or dtype is None:
+            try:
+                neural = np.asarray(neural)
+            except (ValueError, TypeError) as error:
+                raise TypeError(f"{name} must be array-like; got {type(neural).__name__} ({error})") from None
+            shape, dtype = neural.shape, neural.dtype
         if len(shape) != 2:
             raise ValueError(f"{name} must be a 2-D array (time points, neurons); got shape {tuple(shape)}")
+        if isinstance(dtype, torch.dtype):
+            numeric = not dtype.is_complex
+        else:
+            try:
+                numeric = np.dtype(dtype).kind in "biuf"
+            except TypeError:  # a dtype numpy does not know: let the first read decide
+                numeric = True
+        if not numeric:
+            raise TypeError(f"{name} must hold numbers; got an array of dtype {dtype}")
+        if shape[0] == 0:
+            raise ValueError(f"{name} must have at least one time point; got shape {tuple(shape)}")
         if shape[1] != self.n_features_in_:
             raise ValueError(
                 f"{name} has {shape[1]} neurons but the model was fit on {self.n_features_in_}; they must match")
         return neural
+
+    def _check_labels_for_objectives(self, data: TimeSeries, given: dict) -> None:
+        """Every objective's label was passed, and ``discrete`` ones are 1-D integer class labels."""
+        for objective in self.objectives:
+            if objective.label is None:
+                continue
+            if objective.label not in data.labels:
+                names = ", ".join(repr(k) for k in data.labels) or "none"
+                raise ValueError(
+                    f"Objective '{objective.name}' needs label {objective.label!r}, which was not passed to fit "
+                    f"(labels given: {names}); call fit(neural, {objective.label}=...)")
+            if objective.distribution != "discrete":
+                continue
+            label = data.labels[objective.label]
+            if label.dtype.kind != "i":
+                dtype = getattr(given[objective.label], "dtype", None)
+                dtype = np.asarray(given[objective.label]).dtype if dtype is None else dtype
+                whole = bool(np.all(label == np.round(label)))
+                hint = (f"its values are whole numbers, so pass {objective.label}={objective.label}.astype(int)"
+                        if whole else "discretise it first (e.g. np.digitize), or use distribution 'time_delta' "
+                        "or 'delta_normal' for a continuous label")
+                raise ValueError(
+                    f"Objective '{objective.name}' uses distribution 'discrete', which needs integer class labels, "
+                    f"but label '{objective.label}' has dtype {dtype}; {hint}")
+            if label.ndim != 1:
+                raise ValueError(
+                    f"Objective '{objective.name}' uses distribution 'discrete', which needs one integer class per "
+                    f"time point (shape (T,)), but label '{objective.label}' has shape {label.shape}")
+
+    @staticmethod
+    def _prepare_checkpoint_dir(checkpoint_dir: Any) -> Path:
+        """Create ``checkpoint_dir`` before training, so that a bad path fails now and not at the first checkpoint."""
+        try:
+            directory = Path(checkpoint_dir)
+        except TypeError:
+            raise ValueError(f"checkpoint_dir must be a path (str or os.PathLike); got {checkpoint_dir!r}") from None
+        if directory.exists() and not directory.is_dir():
+            raise ValueError(f"checkpoint_dir {str(directory)!r} exists and is not a directory; pass a directory")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"checkpoint_dir {str(directory)!r} cannot be created: {error.strerror or error}") from None
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise ValueError(f"checkpoint_dir {str(directory)!r} is not writable; pass a directory you can write to")
+        return directory
 
     # ------------------------------------------------------------------ building blocks
     def _build(self, layout: Layout, n_neurons: int, seed: int) -> tuple[Embedder, list[LossHead]]:
@@ -257,7 +329,9 @@ class XCEBRA(BaseEstimator):
         checkpoint_dir : path, optional
             Save a checkpoint there every ``checkpoint_every`` steps (atomically) and resume from it if
             one from the same data and parameters exists (a killed run restarted with the same call
-            continues and ends with the same weights). These two names are reserved, not labels.
+            continues and ends with the same weights). A checkpoint that cannot be read (damaged after
+            it was written) or comes from another run is refused with a ValueError naming it; it is
+            never overwritten. These two names are reserved, not labels.
         checkpoint_every : int, default 100
         **labels : arrays of shape (T,) or (T, d)
             Auxiliary variables named by the objectives' ``label`` (e.g. ``position=pos``).
@@ -265,17 +339,24 @@ class XCEBRA(BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            Invalid hyper-parameters or data (each message names the argument, the value and what is
+            expected), a checkpoint in ``checkpoint_dir`` from another run, or a damaged checkpoint
+            (named in the message and left untouched: delete it to start afresh).
+        TypeError
+            ``neural`` or a label does not hold numbers.
+        xcebra.training.DivergenceError
+            A loss, gradient or weight became non-finite at some step; ``encoder_`` then holds the weights
+            from before that step and ``log_`` the log of the completed steps.
         """
         layout = self._validate_params()
         if not _is_int(checkpoint_every, 1):
             raise ValueError(f"checkpoint_every must be an int >= 1; got {checkpoint_every!r}")
         data = TimeSeries.from_arrays(neural, **labels)
-        for objective in self.objectives:
-            if objective.label is not None and objective.label not in data.labels:
-                given = ", ".join(repr(k) for k in data.labels) or "none"
-                raise ValueError(
-                    f"Objective '{objective.name}' needs label {objective.label!r}, which was not passed to fit "
-                    f"(labels given: {given}); call fit(neural, {objective.label}=...)")
+        self._check_labels_for_objectives(data, labels)
         unused = set(data.labels) - {o.label for o in self.objectives}
         if unused:
             logger.info("labels not used by any objective: %s", ", ".join(sorted(unused)))
@@ -289,6 +370,13 @@ class XCEBRA(BaseEstimator):
             raise ValueError(
                 f"neural has {data.n_timepoints} time points but model '{self.model}' needs windows of {window} "
                 f"and at least one more time point; got T={data.n_timepoints}")
+        offsets = [(o.distribution_options()["time_offset"], o.name) for o in self.objectives if o.distribution == "time"]
+        if offsets and data.n_timepoints < window + max(offsets)[0]:
+            offset, name = max(offsets)
+            raise ValueError(
+                f"neural has {data.n_timepoints} time points but model '{self.model}' needs windows of {window} and "
+                f"Objective '{name}' pairs time point t with t + {offset} (time_offset={offset}), so T must be at "
+                f"least {window + offset}; got T={data.n_timepoints}")
         domain = Domain.for_window(data.n_timepoints, left, window - left)
         distributions = []
         for objective in self.objectives:
@@ -296,7 +384,8 @@ class XCEBRA(BaseEstimator):
             try:
                 distribution.setup(domain, data.label(objective.label) if objective.label else None)
             except ValueError as error:
-                raise ValueError(f"Objective '{objective.name}': {error}") from None
+                label = f" (label '{objective.label}')" if objective.label else ""
+                raise ValueError(f"Objective '{objective.name}'{label}: {error}") from None
             distributions.append(distribution)
         generator = torch.Generator().manual_seed(seed)
         sampler = BatchSampler(distributions, domain, self.batch_size, generator)
@@ -314,6 +403,8 @@ class XCEBRA(BaseEstimator):
             regularizer_batch_size=self.regularizer_batch_size, regularizer_projections=self.regularizer_projections,
             regularizer_exact=self.regularizer_exact, checkpoint_every=checkpoint_every if checkpoint_dir else 0)
         neural_tensor = data.tensor(device)
+        if checkpoint_dir is not None:
+            checkpoint_dir = self._prepare_checkpoint_dir(checkpoint_dir)
         self.random_state_ = seed
         self.n_features_in_ = data.n_neurons
         self.layout_ = layout
@@ -323,14 +414,15 @@ class XCEBRA(BaseEstimator):
             self.log_ = _train(embedder, heads, sampler, neural_tensor, plan, coverage=layout.coverage,
                                generator=generator, verbose=self.verbose, checkpoint_dir=checkpoint_dir,
                                fingerprint=self._fit_fingerprint(data) if checkpoint_dir else "")
-        except DivergenceError:
-            # keep the last good weights retrievable: the failed step never reached the optimiser
+        except DivergenceError as error:
+            # keep the last good weights and the log of the completed steps: the failed step changed nothing
             self.encoder_ = embedder
-            self.temperatures_ = {h.name: float(h.temperature()) for h in heads}
+            self.log_ = error.log
+            self.temperatures_ = {h.name: float(h.temperature().detach()) for h in heads}
             self._heads = heads
             raise
         self.encoder_ = embedder
-        self.temperatures_ = {h.name: float(h.temperature()) for h in heads}
+        self.temperatures_ = {h.name: float(h.temperature().detach()) for h in heads}
         self._heads = heads
         return self
 
@@ -370,8 +462,7 @@ class XCEBRA(BaseEstimator):
         self.encoder_.eval()
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            frames = read_rows(neural, start - left, stop - left + window - 1)
-            check_finite(f"neural (rows {start}..{stop - 1})", frames)
+            frames = read_rows(neural, start - left, stop - left + window - 1)  # checks for NaN / inf
             x = torch.from_numpy(frames).to(device).T.contiguous()[None]
             out[start:stop] = self.encoder_(x)[0].cpu().numpy()
         return out
@@ -449,40 +540,115 @@ class XCEBRA(BaseEstimator):
     def load(cls, path: str | os.PathLike, device: Any = "cpu") -> "XCEBRA":
         """Read a model written by :meth:`save`. Never runs code from the file; a pickle is refused.
 
+        Every value in the file is checked before it is used: the hyper-parameters must be valid, every
+        declared size must match the weights actually stored (so a header claiming a huge model cannot
+        make this allocate anything), and the checksum must match the contents.
+
         Raises
         ------
         ValueError
-            The file is not an xcebra model, is truncated or corrupted, or has an unknown format version.
+            The file is not an xcebra model (e.g. a pickle or a ``torch.save`` archive), is truncated or
+            corrupted, has an unknown format version, or its header and weights do not agree.
         """
+        target = _resolve_device(device)
         tensors, header = read_tensors(path, expected_format=MODEL_FORMAT)
         version = header.get("format_version")
-        if version != MODEL_FORMAT_VERSION:
+        if not _is_int(version) or version != MODEL_FORMAT_VERSION:
             raise ValueError(
                 f"{str(path)!r} has model format version {version!r}; this xcebra ({__version__}) reads version "
                 f"{MODEL_FORMAT_VERSION}. Upgrade xcebra to read it")
         try:
-            params = dict(header["params"])
-            params["objectives"] = [Objective(**{**o, "dims": tuple(o["dims"])}) for o in params["objectives"]]
-            if isinstance(params.get("regularizer_ramp"), list):
-                params["regularizer_ramp"] = tuple(params["regularizer_ramp"])
-            params["device"] = device
-            model = cls(**params)
-            layout = model._validate_params()
-            embedder, heads = model._build(layout, int(header["n_features_in"]), 0)
-            embedder.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
-            for head in heads:
-                head.temperature.log_value.data.copy_(tensors[f"temperature.{head.name}"][0])
-            log = {k: tensors[f"log.{k}"].numpy() for k in header["log_keys"]}
-        except (KeyError, TypeError, RuntimeError) as error:
-            raise ValueError(f"{str(path)!r} is not a consistent xcebra model file: {error}") from None
-        embedder.to(_resolve_device(device)).eval()
+            model, layout, embedder, heads, log = cls._from_file(tensors, header, device)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError, OverflowError,
+                RecursionError) as error:
+            detail = f"missing entry {error}" if isinstance(error, KeyError) else str(error)
+            raise ValueError(f"{str(path)!r} is not a consistent xcebra model file: {detail}") from error
+        embedder.to(target).eval()
         model.encoder_ = embedder
         model._heads = heads
         model.layout_ = layout
         model.blocks_ = list(layout.blocks)
-        model.n_features_in_ = int(header["n_features_in"])
-        model.random_state_ = header.get("random_state")
+        model.n_features_in_ = header["n_features_in"]
+        model.random_state_ = header["random_state"]
         model.log_ = log
-        model.label_names_ = tuple(header.get("label_names", ()))
-        model.temperatures_ = {h.name: float(h.temperature()) for h in heads}
+        model.label_names_ = tuple(header["label_names"])
+        model.temperatures_ = {h.name: float(h.temperature().detach()) for h in heads}
         return model
+
+    @classmethod
+    def _from_file(cls, tensors: dict, header: dict, device: Any):
+        """Build the model a file describes, checking each value against the stored tensors before using it."""
+        params = header["params"]
+        if not isinstance(params, dict):
+            raise TypeError(f"params must be a JSON object; got {type(params).__name__}")
+        expected_names = set(cls._get_param_names())
+        if set(params) != expected_names:
+            missing, extra = sorted(expected_names - set(params)), sorted(set(params) - expected_names)
+            raise ValueError(f"params do not match XCEBRA's (missing {missing}, unexpected {extra})")
+        raw_objectives = params["objectives"]
+        if not isinstance(raw_objectives, list) or not 1 <= len(raw_objectives) <= MAX_OBJECTIVES_IN_FILE:
+            raise ValueError(f"objectives must be a list of 1 to {MAX_OBJECTIVES_IN_FILE} entries")
+        objectives = []
+        for entry in raw_objectives:
+            if not isinstance(entry, dict) or not isinstance(entry.get("dims"), list):
+                raise TypeError(f"an objective must be a JSON object with a list 'dims'; got {entry!r:.200}")
+            objectives.append(Objective(**{**entry, "dims": tuple(entry["dims"])}))
+        params = dict(params, objectives=objectives, device=device)
+        if isinstance(params["regularizer_ramp"], list):
+            params["regularizer_ramp"] = tuple(params["regularizer_ramp"])
+        model = cls(**params)
+        model._check_constraints()
+        n_features = header["n_features_in"]
+        if not _is_int(n_features, 1):
+            raise ValueError(f"n_features_in must be an int >= 1; got {n_features!r:.100}")
+        random_state = header["random_state"]
+        if random_state is not None and not _is_int(random_state, 0):
+            raise ValueError(f"random_state must be None or an int >= 0; got {random_state!r:.100}")
+        label_names, log_keys = header["label_names"], header["log_keys"]
+        for key, value in (("label_names", label_names), ("log_keys", log_keys)):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise TypeError(f"{key} must be a list of strings")
+        # the tensors must be exactly those this model stores: nothing missing, nothing extra
+        names = {f"temperature.{o.name}" for o in objectives} | {f"log.{k}" for k in log_keys}
+        weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        unexpected = sorted(k for k in tensors if not k.startswith("model.") and k not in names)
+        missing = sorted(k for k in names if k not in tensors)
+        if unexpected or missing:
+            raise ValueError(f"its tensors do not match its header (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        # sizes: build the encoder on the meta device (no memory) and compare every shape with the file's
+        # weights before anything real is allocated; a header claiming a huge model fails here
+        try:
+            with torch.device("meta"):
+                skeleton = make_encoder(model.model, n_features, model.hidden_units, model.output_dim)
+        except (RuntimeError, ValueError, OverflowError, MemoryError) as error:
+            raise ValueError(f"its declared sizes cannot describe a model ({error})") from None
+        expected = {f"encoder.{k}": v for k, v in skeleton.state_dict().items()}
+        if set(expected) != set(weights):
+            raise ValueError(f"its weights do not match model {model.model!r} (expected {len(expected)} tensors "
+                             f"named like {sorted(expected)[:2]}, found {len(weights)})")
+        for key, value in expected.items():
+            if weights[key].shape != value.shape or weights[key].dtype != value.dtype:
+                raise ValueError(
+                    f"weight {key!r} has shape {tuple(weights[key].shape)} and dtype {weights[key].dtype}, but "
+                    f"n_features_in={n_features}, hidden_units={model.hidden_units}, output_dim={model.output_dim} "
+                    f"need {tuple(value.shape)} and {value.dtype}")
+            if not bool(torch.isfinite(weights[key]).all()):
+                raise ValueError(f"weight {key!r} holds non-finite values")
+        layout = model._validate_params()  # now cheap: output_dim matches a stored weight
+        embedder, heads = model._build(layout, n_features, 0)
+        embedder.load_state_dict(weights, strict=True)
+        for head in heads:
+            value = tensors[f"temperature.{head.name}"]
+            if value.shape != (1,) or not value.dtype.is_floating_point or not bool(torch.isfinite(value).all()):
+                raise ValueError(f"temperature of objective {head.name!r} must be one finite float; got {value!r:.100}")
+            head.temperature.log_value.data.copy_(value[0])
+        log = {}
+        for key in log_keys:
+            value = tensors[f"log.{key}"]
+            if value.ndim != 1 or value.dtype != torch.float64:
+                raise ValueError(f"log entry {key!r} must be a 1-D float64 array; got shape {tuple(value.shape)} "
+                                 f"and dtype {value.dtype}")
+            log[key] = value.numpy()
+        if len({len(v) for v in log.values()}) > 1:
+            raise ValueError("its log entries have different lengths")
+        return model, layout, embedder, heads, log

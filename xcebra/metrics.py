@@ -22,7 +22,8 @@ __all__ = ["attribution_auc", "block_auc", "gap", "expand_block_truth", "block_r
 def _as_truth(name: str, truth: Any, shape: tuple[int, ...]) -> np.ndarray:
     truth = np.asarray(truth)
     if truth.dtype != bool:
-        raise TypeError(f"{name} must be a boolean array (True = connected); got dtype {truth.dtype}")
+        raise TypeError(f"{name} must be a boolean array (True = connected); got dtype {truth.dtype}. "
+                        f"Convert it explicitly, e.g. {name} != 0")
     if truth.shape != shape:
         raise ValueError(f"{name} has shape {truth.shape} but the attribution map has shape {shape}; they must match")
     return truth
@@ -30,6 +31,11 @@ def _as_truth(name: str, truth: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 def _values_of(values: Any) -> np.ndarray:
     return np.asarray(getattr(values, "values", values), dtype=np.float64)
+
+
+def _check_finite_values(values: np.ndarray) -> None:
+    if not np.all(np.isfinite(values)):
+        raise ValueError("values contain NaN or infinite entries")
 
 
 def attribution_auc(values: Any, ground_truth: Any) -> float:
@@ -49,8 +55,7 @@ def attribution_auc(values: Any, ground_truth: Any) -> float:
     flat = truth.ravel()
     if flat.all() or not flat.any():
         raise ValueError("ground_truth must contain both True and False entries to compute an AUC")
-    if not np.all(np.isfinite(values)):
-        raise ValueError("values contain NaN or infinite entries")
+    _check_finite_values(values)
     return float(roc_auc_score(flat, values.ravel()))
 
 
@@ -82,6 +87,7 @@ def block_auc(amap: Any, block_truth: Any, *, per_block: bool = False) -> float 
             raise ValueError(f"block values must be a 2-D array (n_blocks, N); got shape {values.shape}")
         names = [f"block{i}" for i in range(values.shape[0])]
     truth = _as_truth("block_truth", block_truth, values.shape)
+    _check_finite_values(values)
     scores = {}
     for name, row, t in zip(names, values, truth):
         scores[name] = float(roc_auc_score(t, row)) if (t.any() and not t.all()) else float("nan")
@@ -97,6 +103,7 @@ def gap(values: Any, ground_truth: Any) -> dict[str, float]:
     """
     values = _values_of(values)
     truth = _as_truth("ground_truth", ground_truth, values.shape)
+    _check_finite_values(values)
     connected = float(values[truth].mean()) if truth.any() else float("nan")
     unconnected = float(values[~truth].mean()) if (~truth).any() else float("nan")
     return {"connected": connected, "unconnected": unconnected, "gap": connected - unconnected}

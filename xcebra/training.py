@@ -36,7 +36,23 @@ CHECKPOINT_NAME = "checkpoint.safetensors"
 
 
 class DivergenceError(FloatingPointError):
-    """Training produced a non-finite loss or gradient; the weights before that step were kept."""
+    """Training produced a non-finite loss, gradient or weight; the weights before that step were kept.
+
+    Attributes
+    ----------
+    step : int or None
+        The step (0-based) that failed; the steps before it completed.
+    log : dict of str -> ndarray
+        The training log of the completed steps (the same keys as a finished run's log).
+    """
+
+    def __init__(self, message: str, step: int | None = None, log: dict | None = None):
+        super().__init__(message)
+        self.step = step
+        self.log = {} if log is None else log
+
+    def __reduce__(self):  # keep step and log when the error crosses a process boundary (Dask, multiprocessing)
+        return type(self), (self.args[0] if self.args else "", self.step, self.log)
 
 
 @dataclass
@@ -126,24 +142,91 @@ def _save_checkpoint(ck: _Checkpoint, step: int, embedder, heads_module, optimiz
     write_tensors(ck.path, tensors, header)
 
 
-def _load_checkpoint(ck: _Checkpoint, embedder, heads_module, optimizer, generator, log) -> int:
-    tensors, header = read_tensors(ck.path, expected_format=CHECKPOINT_FORMAT)
+def _check_state(what: str, tensors: dict, expected: dict) -> None:
+    """Same names, shapes and dtypes as the module's state: refuse before anything is copied."""
+    if set(tensors) != set(expected):
+        missing = sorted(set(expected) - set(tensors))[:3]
+        extra = sorted(set(tensors) - set(expected))[:3]
+        raise ValueError(f"its {what} does not match this model (missing {missing}, unexpected {extra})")
+    for key, value in expected.items():
+        if tensors[key].shape != value.shape or tensors[key].dtype != value.dtype:
+            raise ValueError(f"its {what} entry {key!r} has shape {tuple(tensors[key].shape)} and dtype "
+                             f"{tensors[key].dtype}; this model needs {tuple(value.shape)} and {value.dtype}")
+
+
+def _load_checkpoint(ck: _Checkpoint, embedder, heads_module, optimizer, generator, log, max_steps: int) -> int:
+    """Restore the run's whole state from ``ck.path``; a damaged or foreign file raises ValueError, changing nothing.
+
+    A checkpoint is written atomically (temporary file, fsync, rename), so a run killed at any moment
+    leaves either the previous complete checkpoint or the new complete one. A file that fails to load
+    was therefore damaged afterwards or does not come from this run; fit refuses it (rather than
+    silently starting over and overwriting it) and names it, so that nothing is lost without the user
+    deciding so.
+    """
+    try:
+        tensors, header = read_tensors(ck.path, expected_format=CHECKPOINT_FORMAT)
+    except ValueError as error:
+        raise ValueError(
+            f"cannot resume from checkpoint {str(ck.path)!r}: {error}. Delete the file to start the run afresh, "
+            "or pass another checkpoint_dir") from None
     if header.get("fingerprint") != ck.fingerprint:
         raise ValueError(
             f"checkpoint_dir {str(ck.directory)!r} holds a checkpoint of a different run (other data or "
             "hyper-parameters); use another checkpoint_dir or delete it to start afresh")
-    embedder.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    heads_module.load_state_dict({k[10:]: v for k, v in tensors.items() if k.startswith("criterion.")})
-    state: dict = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": header["param_groups"]})
-    generator.set_state(tensors["generator"])
-    for key in header["log_keys"]:
+    try:
+        step = header["step"]
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= max_steps:
+            raise ValueError(f"its step {step!r} is not an int in 0..max_steps={max_steps}")
+        model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        _check_state("model", model_state, embedder.state_dict())
+        criterion_state = {k[10:]: v for k, v in tensors.items() if k.startswith("criterion.")}
+        _check_state("criterion", criterion_state, heads_module.state_dict())
+        generator_state = tensors["generator"]
+        if generator_state.dtype != torch.uint8 or generator_state.shape != generator.get_state().shape:
+            raise ValueError("its random generator state is malformed")
+        log_keys = header["log_keys"]
+        if sorted(log_keys) != sorted(log) or any(tensors[f"log.{k}"].shape != (step,) for k in log_keys):
+            raise ValueError(f"its log does not match this run (keys {log_keys}, {step} steps)")
+        state: dict = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value
+        flat = [p for g in optimizer.param_groups for p in g["params"]]
+        for index, entries in state.items():
+            if not 0 <= index < len(flat):
+                raise ValueError(f"its optimizer state names parameter {index}; this model has {len(flat)}")
+            for name, value in entries.items():
+                if name != "step" and value.shape != flat[index].shape:
+                    raise ValueError(f"its optimizer state {name!r} of parameter {index} has shape "
+                                     f"{tuple(value.shape)}; this model needs {tuple(flat[index].shape)}")
+        # the optimizer validates its own state; load it into a scratch copy first so a failure changes nothing
+        optimizer_state = {"state": state, "param_groups": header["param_groups"]}
+        scratch = torch.optim.Adam([torch.nn.Parameter(p.detach().clone()) for g in optimizer.param_groups
+                                    for p in g["params"]], lr=optimizer.param_groups[0]["lr"])
+        scratch.load_state_dict(optimizer_state)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as error:
+        detail = f"missing entry {error}" if isinstance(error, KeyError) else str(error)
+        raise ValueError(
+            f"cannot resume from checkpoint {str(ck.path)!r}: {detail}. Delete the file to start the run afresh, "
+            "or pass another checkpoint_dir") from error
+    embedder.load_state_dict(model_state)
+    heads_module.load_state_dict(criterion_state)
+    optimizer.load_state_dict(optimizer_state)
+    generator.set_state(generator_state)
+    for key in log_keys:
         log[key] = tensors[f"log.{key}"].tolist()
-    return int(header["step"])
+    return step
+
+
+def _remove_stale_temporaries(directory: Path) -> None:
+    """Delete the temporary files of checkpoint writes that a killed run left behind."""
+    for stale in directory.glob(f".{CHECKPOINT_NAME}.*.tmp"):
+        try:
+            stale.unlink()
+            logger.info("removed %s, left by an interrupted checkpoint write", stale)
+        except OSError:
+            pass
 
 
 def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, neural: torch.Tensor,
@@ -166,7 +249,10 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
     Raises
     ------
     DivergenceError
-        A loss or gradient became NaN or infinite; the weights are those before that step.
+        A loss, gradient or updated weight became NaN or infinite; the weights are those before that
+        step and the error's ``log`` holds the log of the steps before it.
+    ValueError
+        The checkpoint in ``checkpoint_dir`` comes from another run, or is damaged; it is left untouched.
     """
     heads_module = torch.nn.ModuleList([h.temperature for h in heads])
     parameters = list(embedder.parameters()) + [p for p in heads_module.parameters() if p.requires_grad]
@@ -181,12 +267,16 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
     if checkpoint_dir is not None:
         checkpoint = _Checkpoint(Path(checkpoint_dir), fingerprint)
         if checkpoint.path.exists():
-            start = _load_checkpoint(checkpoint, embedder, heads_module, optimizer, generator, log)
+            start = _load_checkpoint(checkpoint, embedder, heads_module, optimizer, generator, log, plan.max_steps)
             logger.info("resuming from %s at step %d", checkpoint.path, start)
+        if checkpoint.directory.is_dir():
+            _remove_stale_temporaries(checkpoint.directory)
     sequence = neural.T.contiguous()[None] if embedder.window > 1 else None
     windows = sliding_windows(neural, embedder.window)
     left = embedder.left
     reg_size = sampler.batch_size if plan.regularizer_batch_size is None else min(plan.regularizer_batch_size, sampler.batch_size)
+    # the weights before the current step, restored if an update turns any of them non-finite
+    last_good = [p.detach().clone() for p in parameters]
     embedder.train()
     bar = tqdm(total=plan.max_steps, initial=start, disable=not verbose, desc="xcebra fit", unit="step",
                dynamic_ncols=True)
@@ -218,8 +308,19 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
                 raise DivergenceError(
                     f"training diverged at step {step}: loss={values[0]:.4g}, gradient norm={values[2]:.4g}. "
                     "The weights from before this step were kept; lower learning_rate or regularizer_weight, "
-                    "or check the data for extreme values")
+                    "or check the data for extreme values", step=step, log=_as_arrays(log))
+            with torch.no_grad():
+                for saved, p in zip(last_good, parameters):
+                    saved.copy_(p)
             optimizer.step()
+            if not bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all()):
+                with torch.no_grad():
+                    for saved, p in zip(last_good, parameters):
+                        p.copy_(saved)
+                raise DivergenceError(
+                    f"training diverged at step {step}: the update made weights non-finite (loss={values[0]:.4g}, "
+                    f"gradient norm={values[2]:.4g}). The weights from before this step were kept; lower "
+                    "learning_rate", step=step, log=_as_arrays(log))
             log["loss"].append(values[0])
             log["regularizer"].append(values[1])
             log["regularizer_weight"].append(weight)
@@ -239,4 +340,8 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
         bar.close()
         optimizer.zero_grad(set_to_none=True)
         embedder.eval()
+    return _as_arrays(log)
+
+
+def _as_arrays(log: dict[str, list]) -> dict[str, np.ndarray]:
     return {key: np.asarray(values, dtype=np.float64) for key, values in log.items()}

@@ -20,7 +20,7 @@ from .._validation import check_finite
 from .jacobian import LAG_REDUCTIONS, per_time_attribution
 from .maps import AttributionMap, accumulate_map, select_time_points
 
-__all__ = ["compute_attribution_map", "read_rows", "JACOBIAN_METHODS"]
+__all__ = ["compute_attribution_map", "read_rows", "read_windows", "JACOBIAN_METHODS"]
 
 #: methods computed from the encoder Jacobian by :func:`xcebra.attribution.jacobian.per_time_attribution`
 JACOBIAN_METHODS = ("ing", "ing-lstsq", "jacobian")
@@ -30,16 +30,51 @@ def _is_int(value: Any, minimum: int) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum
 
 
-def read_rows(neural: Any, start: int, stop: int) -> np.ndarray:
-    """Rows ``start..stop-1`` of a (T, N) array-like as float32, replicating the first/last row beyond the edges."""
+def _float32(block: Any) -> np.ndarray:
+    """A writable float32 copy of rows just read (numpy, memmap, h5py or torch)."""
+    if isinstance(block, torch.Tensor):
+        block = block.detach().cpu().numpy()
+    return np.array(block, dtype=np.float32)
+
+
+def read_rows(neural: Any, start: int, stop: int, name: str = "neural") -> np.ndarray:
+    """Rows ``start..stop-1`` of a (T, N) array-like as float32, replicating the first/last row beyond the edges.
+
+    Only these rows are read (one slice: ``np.memmap`` and h5py datasets stay on disk). A NaN or infinite
+    value raises a ValueError that names its row in ``neural``.
+    """
     n = neural.shape[0]
     lo, hi = max(start, 0), min(stop, n)
-    block = np.array(neural[lo:hi], dtype=np.float32)  # a writable copy of just these rows
+    block = _float32(neural[lo:hi])  # a writable copy of just these rows
+    check_finite(f"{name} (rows {lo}..{hi - 1})", block, rows=lo, hint="Remove or interpolate them first")
     if start < 0 or stop > n:
         before = np.repeat(block[:1], max(0, -start), axis=0)
         after = np.repeat(block[-1:], max(0, stop - n), axis=0)
         block = np.concatenate([before, block, after], axis=0)
     return block
+
+
+def read_windows(neural: Any, positions: np.ndarray, window: int, name: str = "neural") -> np.ndarray:
+    """The windows ``neural[p : p + window]`` for each position ``p`` (all inside the recording), as (B, N, window).
+
+    Reads at most ``2 * len(positions) * window`` rows: one slice when the positions are dense (all time
+    points, or a large sample), otherwise only the rows the windows need, by one sorted fancy index
+    (works for numpy arrays, ``np.memmap`` and h5py datasets). Sparse samples of a long recording thus
+    never read the rows between them.
+    """
+    positions = np.asarray(positions, dtype=np.int64)
+    first, last = int(positions.min()), int(positions.max()) + window
+    if last - first <= 2 * len(positions) * window:
+        frames = read_rows(neural, first, last, name)
+        index = positions - first
+    else:
+        rows = np.unique(positions[:, None] + np.arange(window))  # sorted, unique: valid for h5py too
+        frames = _float32(neural[rows])
+        check_finite(f"{name} ({len(rows)} rows between {rows[0]} and {rows[-1]})", frames, rows=rows,
+                     hint="Remove or interpolate them first")
+        index = np.searchsorted(rows, positions)  # the rows of one window are consecutive in ``rows``
+    gather = index[:, None] + np.arange(window)
+    return np.ascontiguousarray(frames[gather].transpose(0, 2, 1))
 
 
 def compute_attribution_map(embedder: nn.Module, neural: Any, method: str, blocks: Sequence, *,
@@ -54,7 +89,8 @@ def compute_attribution_map(embedder: nn.Module, neural: Any, method: str, block
         Maps windows (B, N, window) to (B, 1, D); has ``window`` and ``left`` (:class:`xcebra.objectives.Embedder`).
         It is not changed (no moving, casting, mode switch or ``.grad``).
     neural : array-like of shape (T, N)
-        Anything with ``shape`` and row slicing; read ``batch_size + window - 1`` rows at a time.
+        Anything with ``shape`` and row slicing (numpy array, ``np.memmap``, h5py dataset); each batch
+        reads at most ``2 * batch_size * window`` rows (see :func:`read_windows`), never all of it.
         The caller checks that N matches the model.
     method : str
         ``"ing"``, ``"ing-lstsq"``, ``"jacobian"`` or a baseline of :mod:`xcebra.attribution.baselines`.
@@ -111,10 +147,7 @@ def compute_attribution_map(embedder: nn.Module, neural: Any, method: str, block
         attribute = baselines.make_attributor(embedder, method, random_state=random_state, **options)
 
     def per_batch(chunk: np.ndarray) -> torch.Tensor:
-        frames = read_rows(neural, int(chunk[0]), int(chunk[-1]) + window)
-        check_finite("neural", frames)
-        all_windows = torch.from_numpy(frames).to(device).unfold(0, window, 1)
-        return attribute(all_windows[torch.from_numpy(chunk - chunk[0]).to(device)])
+        return attribute(torch.from_numpy(read_windows(neural, chunk, window)).to(device))
 
     recorded = {"lags": lags, "num_samples": num_samples, "random_state": random_state, **options}
     return accumulate_map(per_batch, positions, batch_size, method=method, blocks=blocks, options=recorded,

@@ -4,7 +4,8 @@
 only when a simulation runs.
 """
 
+from .io import list_keys, load_arrays
 from .ratinabox import RatInABoxData, ratinabox
 from .synthetic import SyntheticData, make_synthetic
 
-__all__ = ["SyntheticData", "make_synthetic", "RatInABoxData", "ratinabox"]
+__all__ = ["SyntheticData", "make_synthetic", "RatInABoxData", "ratinabox", "load_arrays", "list_keys"]

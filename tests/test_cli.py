@@ -1,0 +1,306 @@
+"""The ``xcebra`` command on small generated files: fit, embed, attribute, report, and one-line errors."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import xcebra
+from xcebra.cli import build_parser, load_config, main
+
+TINY = ["--max-steps", "4", "--batch-size", "32", "--hidden-units", "8", "--model", "offset5", "--output-dim", "4",
+        "--seed", "0", "-q"]
+
+
+@pytest.fixture(scope="module")
+def recording():
+    rng = np.random.default_rng(0)
+    position = np.cumsum(rng.normal(scale=0.1, size=(300, 2)), axis=0).astype(np.float32)
+    neural = (np.tanh(position @ rng.normal(size=(2, 8))) + 0.1 * rng.normal(size=(300, 8))).astype(np.float32)
+    return neural, position
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, recording):
+    """The same recording as .npz, .h5 and a fitted model."""
+    import h5py
+
+    neural, position = recording
+    root = tmp_path_factory.mktemp("cli")
+    npz = root / "rec.npz"
+    np.savez(npz, spikes=neural, pos=position, short=position[:100],
+             types=np.array(["grid"] * 4 + ["place"] * 2 + ["speed"] * 2))
+    h5 = root / "rec.h5"
+    with h5py.File(h5, "w") as handle:
+        handle["data/spikes"] = neural
+        handle["behavior/pos"] = position
+    model = root / "model.xcebra"
+    assert main(["fit", str(npz), "--neural", "spikes", "--label", "position=pos", "--out", str(model)] + TINY) == 0
+    return {"root": root, "npz": npz, "h5": h5, "model": model}
+
+
+def _error_lines(capsys) -> list[str]:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return [line for line in err.splitlines() if line.startswith("xcebra: error:")]
+
+
+# ---------------------------------------------------------------------------------------------- happy paths
+
+
+def test_fit_writes_a_loadable_model_with_the_seed_layout(files, recording, capsys):
+    model = xcebra.XCEBRA.load(files["model"])
+    assert model.n_features_in_ == 8
+    assert [(name, s.start, s.stop) for name, s in model.blocks_] == [("behavior", 0, 3), ("time", 3, 4)]
+    assert [o.label for o in model.objectives] == ["position", None]
+    assert model.max_steps == 4 and model.random_state == 0
+    assert model.transform(recording[0]).shape == (300, 4)
+
+
+def test_fit_is_reproducible_and_reads_h5_paths(files, tmp_path, capsys):
+    out = tmp_path / "h5.xcebra"
+    assert main(["fit", str(files["h5"]), "--neural", "data/spikes", "--label", "position=behavior/pos",
+                 "--out", str(out)] + TINY) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    from_h5, from_npz = xcebra.XCEBRA.load(out), xcebra.XCEBRA.load(files["model"])
+    for (k, a), (_, b) in zip(from_h5.encoder_.state_dict().items(), from_npz.encoder_.state_dict().items()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
+
+
+def test_fit_with_config_file_and_command_line_overrides(files, tmp_path):
+    config = tmp_path / "model.toml"
+    config.write_text("""
+model = "offset1"
+hidden_units = 8
+output_dim = 5
+batch_size = 16
+max_steps = 50
+learning_rate = 1e-3
+regularizer_ramp = [1, 2]
+random_state = 3
+
+[[objectives]]
+name = "pos"
+dims = [0, 2]
+distribution = "time_delta"
+label = "position"
+
+[[objectives]]
+name = "time"
+dims = [0, 5]
+distribution = "time"
+time_offset = 2
+""")
+    out = tmp_path / "cfg.xcebra"
+    assert main(["fit", str(files["npz"]), "--neural", "spikes", "--label", "position=pos", "--config", str(config),
+                 "--max-steps", "3", "--out", str(out), "-q"]) == 0
+    model = xcebra.XCEBRA.load(out)
+    assert model.max_steps == 3  # the command line wins
+    assert model.random_state == 3 and model.model == "offset1" and model.regularizer_ramp == (1, 2)
+    assert [(n, s.start, s.stop) for n, s in model.blocks_] == [("pos", 0, 2), ("time", 2, 5)]
+    assert len(model.log_["loss"]) == 3
+
+
+def test_fit_resumes_from_checkpoints(files, tmp_path):
+    ck = tmp_path / "ck"
+    out = tmp_path / "ck.xcebra"
+    args = ["fit", str(files["npz"]), "--neural", "spikes", "--label", "position=pos", "--out", str(out),
+            "--checkpoint-dir", str(ck), "--checkpoint-every", "2"] + TINY
+    assert main(args) == 0
+    assert any(ck.iterdir())
+
+
+def test_fit_without_labels_uses_only_the_time_objective(files, tmp_path):
+    out = tmp_path / "time.xcebra"
+    assert main(["fit", str(files["npz"]), "--neural", "spikes", "--out", str(out)] + TINY) == 0
+    assert [n for n, _ in xcebra.XCEBRA.load(out).blocks_] == ["time"]
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_embed(files, recording, tmp_path, suffix, capsys):
+    out = tmp_path / f"emb{suffix}"
+    assert main(["embed", str(files["model"]), str(files["h5"]), "--neural", "data/spikes", "--out", str(out),
+                 "--batch-size", "64"]) == 0
+    expected = xcebra.XCEBRA.load(files["model"]).transform(recording[0])
+    if suffix == ".npy":
+        np.testing.assert_allclose(np.load(out), expected, rtol=1e-5, atol=1e-6)
+    else:
+        with np.load(out) as archive:
+            np.testing.assert_allclose(archive["embedding"], expected, rtol=1e-5, atol=1e-6)
+            assert archive["block_names"].tolist() == ["behavior", "time"]
+            assert archive["block_bounds"].tolist() == [[0, 3], [3, 4]]
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_attribute_writes_the_map_and_its_metadata(files, recording, tmp_path):
+    out = tmp_path / "map.npz"
+    assert main(["attribute", str(files["model"]), str(files["npz"]), "--neural", "spikes", "--method", "ing",
+                 "--num-samples", "100", "--out", str(out), "-q"]) == 0
+    expected = xcebra.XCEBRA.load(files["model"]).attribution_map(recording[0], method="ing", num_samples=100,
+                                                                  verbose=False)
+    with np.load(out, allow_pickle=False) as archive:
+        assert sorted(archive.files) == ["block_bounds", "block_names", "block_values", "method", "n_timepoints",
+                                         "stderr", "values"]
+        np.testing.assert_allclose(archive["values"], expected.values, rtol=1e-5)
+        np.testing.assert_allclose(archive["block_values"], expected.block_values, rtol=1e-5)
+        assert archive["values"].shape == archive["stderr"].shape == (4, 8)
+        assert str(archive["method"]) == "ing" and int(archive["n_timepoints"]) == 100
+        assert archive["block_names"].tolist() == ["behavior", "time"]
+
+
+def test_report_with_cell_types_and_hypothesis(files, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", str(files["model"]), str(files["npz"]), "--neural", "spikes", "--label", "position=pos",
+                 "--cell-types", "types", "--hypothesis", "behavior=grid,place", "--method", "ing",
+                 "--method", "jacobian", "--num-samples", "100", "--out", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "ing: block AUC" in printed and "jacobian: block AUC" in printed
+    html = (out / "report.html").read_text()
+    assert html.count("<img ") == len(list(out.glob("*.png"))) >= 8
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["hypothesis"]) == {"ing", "jacobian"}
+    assert 0.0 <= summary["hypothesis"]["ing"]["block_auc"] <= 1.0
+    assert set(summary["per_type"]["ing"]["behavior"]) == {"grid", "place", "speed"}
+    assert set(summary["decoding"]["position"]) == {"behavior", "time"}
+
+
+def test_report_cell_types_from_a_text_file(files, tmp_path):
+    types = tmp_path / "types.txt"
+    types.write_text("\n".join(["a"] * 5 + ["b"] * 3) + "\n")
+    out = tmp_path / "report"
+    assert main(["report", str(files["model"]), str(files["npz"]), "--neural", "spikes", "--cell-types", str(types),
+                 "--num-samples", "50", "--out", str(out), "-q"]) == 0
+    assert (out / "report.html").exists() and (out / "cell_type_means_ing.png").exists()
+
+
+def test_load_config_accepts_an_xcebra_table(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[xcebra]\nmax_steps = 7\n[[objectives]]\nname = "t"\ndims = [0, 3]\ndistribution = "time"\n')
+    params = load_config(path)
+    assert params["max_steps"] == 7
+    assert params["objectives"][0] == xcebra.Objective("t", dims=(0, 3), distribution="time")
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("make_args, message", [
+    (lambda f: ["fit", str(f["npz"]), "--neural", "spikez", "--out", "m.xcebra"],
+     r"xcebra: error: '.*rec\.npz' has no array 'spikez' \(for neural\); available: 'pos', 'short', 'spikes', 'types'"),
+    (lambda f: ["fit", str(f["npz"]), "--neural", "spikes", "--label", "position=short", "--out", "m.xcebra"],
+     r"xcebra: error: '.*rec\.npz': label 'position' \('short'\) has 100 time points but neural \('spikes'\) has 300"),
+    (lambda f: ["fit", str(f["root"] / "garbage.npz"), "--neural", "spikes", "--out", "m.xcebra"],
+     r"xcebra: error: cannot read '.*garbage\.npz' as a \.npz archive: it is not a zip file"),
+    (lambda f: ["fit", str(f["root"] / "missing.h5"), "--neural", "spikes", "--out", "m.xcebra"],
+     r"xcebra: error: cannot read '.*missing\.h5': no such file"),
+    (lambda f: ["fit", str(f["h5"]), "--neural", "data", "--out", "m.xcebra"],
+     r"xcebra: error: '.*rec\.h5': 'data' is a group, not a dataset"),
+    (lambda f: ["fit", str(f["npz"]), "--neural", "spikes", "--label", "position=pos", "--max-steps", "0",
+                "--batch-size", "1", "--out", "m.xcebra"],
+     r"xcebra: error: The 'batch_size' parameter of XCEBRA must be an int >= 2\. Got 1 instead\."),
+    (lambda f: ["fit", str(f["npz"]), "--neural", "spikes", "--label", "pos=", "--out", "m.xcebra"],
+     r"xcebra: error: --label must be NAME=KEY"),
+    (lambda f: ["fit", str(f["npz"]), "--neural", "spikes", "--label", "a=pos", "--label", "b=pos",
+                "--out", "m.xcebra"], r"xcebra: error: with several labels \(a, b\) give the objectives in --config"),
+    (lambda f: ["fit", str(f["npz"]), "--neural", "spikes", "--config", str(f["root"] / "bad.toml"),
+                "--out", "m.xcebra"], r"xcebra: error: config '.*bad\.toml' has unknown key\(s\) max_step;"),
+    (lambda f: ["embed", str(f["npz"]), str(f["npz"]), "--neural", "spikes", "--out", "e.npy"],
+     r"xcebra: error: .*rec\.npz"),
+    (lambda f: ["embed", str(f["model"]), str(f["npz"]), "--neural", "spikes", "--out", "e.txt"],
+     r"xcebra: error: --out must end in \.npy or \.npz"),
+    (lambda f: ["attribute", str(f["model"]), str(f["npz"]), "--neural", "pos", "--out", "m.npz"],
+     r"xcebra: error: neural has 2 neurons but the model was fit on 8; they must match"),
+    (lambda f: ["report", str(f["model"]), str(f["npz"]), "--neural", "spikes", "--cell-types", "pos",
+                "--out", "r"], r"xcebra: error: --cell-types 'pos' must be a 1-D array of names"),
+    (lambda f: ["report", str(f["model"]), str(f["npz"]), "--neural", "spikes", "--hypothesis", "behavior=grid",
+                "--out", "r"], r"xcebra: error: --hypothesis needs --cell-types"),
+    (lambda f: ["report", str(f["model"]), str(f["npz"]), "--neural", "spikes", "--cell-types", "types",
+                "--hypothesis", "behavior=grid,glia", "--out", "r"],
+     r"xcebra: error: hypothesis\['behavior'\] lists cell type\(s\) 'glia' that no neuron has"),
+])
+def test_bad_inputs_exit_1_with_one_line(files, tmp_path, monkeypatch, capsys, make_args, message):
+    (files["root"] / "garbage.npz").write_bytes(b"not an archive")
+    (files["root"] / "bad.toml").write_text("max_step = 3\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(make_args(files)) == 1
+    lines = _error_lines(capsys)
+    assert len(lines) == 1, lines
+    assert __import__("re").match(message, lines[0]), lines[0]
+
+
+@pytest.mark.parametrize("argv", [
+    ["fit"], ["fit", "x.npz", "--out", "m"], ["attribute", "m", "d", "--neural", "x", "--method", "magic",
+                                              "--out", "a.npz"],
+    ["frobnicate"], [], ["demo", "--seed", "one"],
+])
+def test_usage_errors_exit_2(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("xcebra: error:")
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["demo", "fit", "embed", "attribute", "report"])
+def test_help_of_every_command_shows_an_example(command, capsys):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "example:" in out and f"xcebra {command} " in out
+
+
+def test_main_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "fit", "embed", "attribute", "report"):
+        assert command in out
+    assert set(build_parser()._subparsers._group_actions[0].choices) == {"demo", "fit", "embed", "attribute",
+                                                                         "report"}
+
+
+def test_debug_shows_the_traceback(files, tmp_path):
+    with pytest.raises(KeyError):
+        main(["fit", str(files["npz"]), "--neural", "nope", "--out", str(tmp_path / "m"), "--debug"])
+
+
+def test_verbose_logs_progress_messages(files, tmp_path, capsys):
+    assert main(["embed", str(files["model"]), str(files["npz"]), "--neural", "spikes", "--out",
+                 str(tmp_path / "e.npy"), "-v"]) == 0
+    assert "xcebra: read neural from" in capsys.readouterr().err
+
+
+def test_the_installed_command_runs_as_a_process(files, tmp_path):
+    """A real process: exit status and a single error line without a traceback."""
+    command = [sys.executable, "-m", "xcebra.cli", "fit", str(files["npz"]), "--neural", "nope",
+               "--out", str(tmp_path / "m.xcebra")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"xcebra: error: {str(files['npz'])!r} has no array 'nope' (for neural); available: 'pos', 'short', "
+        "'spikes', 'types'"]
+
+
+def test_fit_from_nwb(tmp_path, recording):
+    pynwb = pytest.importorskip("pynwb")
+    from pynwb.behavior import Position
+
+    neural, position = recording
+    nwbfile = pynwb.NWBFile(session_description="cli test", identifier="cli",
+                            session_start_time=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))
+    nwbfile.add_acquisition(pynwb.TimeSeries(name="spikes", data=neural, unit="count", rate=10.0))
+    module = nwbfile.create_processing_module("behavior", "tracking")
+    pos = Position(name="Position")
+    pos.create_spatial_series(name="xy", data=position, reference_frame="corner", rate=10.0)
+    module.add(pos)
+    path = tmp_path / "rec.nwb"
+    with pynwb.NWBHDF5IO(str(path), "w") as io:
+        io.write(nwbfile)
+    out = tmp_path / "nwb.xcebra"
+    assert main(["fit", str(path), "--neural", "spikes", "--label", "position=Position/xy", "--out", str(out)]
+                + TINY) == 0
+    emb = tmp_path / "e.npy"
+    assert main(["embed", str(out), str(path), "--neural", "acquisition/spikes", "--out", str(emb)]) == 0
+    assert np.load(emb).shape == (300, 4)

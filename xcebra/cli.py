@@ -1,0 +1,538 @@
+"""The ``xcebra`` command: ``demo``, ``fit``, ``embed``, ``attribute`` and ``report``.
+
+Every subcommand's ``--help`` ends with an example. Data files are ``.npz``, ``.npy``, ``.h5`` /
+``.hdf5`` or ``.nwb`` (see :mod:`xcebra.datasets.io`); arrays are named by ``--neural KEY`` and
+``--label NAME=KEY``. A problem with the input ends in one line on stderr, ``xcebra: error: ...``,
+and exit status 1 (2 for wrong command-line usage); ``--debug`` shows the traceback instead.
+Logging goes to stderr (warnings by default, ``-v`` for progress messages); progress bars follow
+``--quiet``.
+
+This is the only module that prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main", "build_parser", "load_config"]
+
+logger = logging.getLogger("xcebra")
+
+#: XCEBRA parameters a config file may set (besides ``objectives``)
+_CONFIG_PARAMETERS = (
+    "model", "hidden_units", "output_dim", "loss", "temperature", "learn_temperature", "min_temperature",
+    "batch_size", "max_steps", "learning_rate", "regularizer_weight", "regularizer_ramp", "regularizer_batch_size",
+    "regularizer_projections", "regularizer_exact", "random_state", "device", "num_threads",
+)
+_OBJECTIVE_FIELDS = ("name", "dims", "distribution", "label", "time_offset", "time_delta", "delta", "loss",
+                     "temperature", "weight")
+
+_EXAMPLE_CONFIG = """\
+# model.toml: XCEBRA parameters, then one [[objectives]] table per objective
+model = "offset10"
+output_dim = 14
+batch_size = 2500
+max_steps = 1000
+learning_rate = 3e-4
+regularizer_weight = 0.1
+regularizer_ramp = [250, 500]
+
+[[objectives]]
+name = "behavior"
+dims = [0, 4]
+distribution = "time_delta"
+label = "position"
+
+[[objectives]]
+name = "time"
+dims = [0, 14]
+distribution = "time"
+time_offset = 10
+"""
+
+_EPILOGS = {
+    "main": """\
+examples:
+  xcebra demo --quick --out demo_out
+  xcebra fit rec.npz --neural spikes --label position=pos --out model.xcebra
+  xcebra embed model.xcebra rec.npz --neural spikes --out embedding.npy
+  xcebra attribute model.xcebra rec.npz --neural spikes --method ing --out map.npz
+  xcebra report model.xcebra rec.npz --neural spikes --label position=pos --cell-types types \\
+      --hypothesis behavior=grid,place --out report_dir
+
+Run 'xcebra COMMAND --help' for the options of a command.""",
+    "demo": """\
+example:
+  xcebra demo --quick --out demo_out     # about 2 minutes on 2 cores
+  xcebra demo --out demo_out             # the seed's configuration, under 10 minutes
+
+Writes DIR/report.html (all figures embedded), one PNG per figure, DIR/summary.json and
+DIR/model.xcebra, and prints a summary table.""",
+    "fit": f"""\
+example:
+  xcebra fit rec.npz --neural spikes --label position=pos --out model.xcebra
+  xcebra fit rec.h5 --neural data/spikes --label position=behavior/xy --config model.toml \\
+      --max-steps 2000 --seed 1 --checkpoint-dir ck/ --out model.xcebra
+
+Without --config the seed's layout is used: a behaviour objective on dims 0-3 following the one
+label (time_delta positives) and a time objective on all dims (offset 10); without a label, only
+the time objective. Command-line options override the config file. A config file:
+
+{_EXAMPLE_CONFIG}""",
+    "embed": """\
+example:
+  xcebra embed model.xcebra rec.npz --neural spikes --out embedding.npy
+  xcebra embed model.xcebra rec.h5 --neural data/spikes --out embedding.npz   # + block names
+
+HDF5 and NWB data are read in batches, so recordings larger than memory work.""",
+    "attribute": """\
+example:
+  xcebra attribute model.xcebra rec.npz --neural spikes --method ing --out map.npz
+  xcebra attribute model.xcebra rec.h5 --neural data/spikes --method jacobian --num-samples 5000 --out jac.npz
+
+map.npz holds values (output_dim, N), stderr, block_values (n_blocks, N), block_names,
+block_bounds (n_blocks, 2), method and n_timepoints.""",
+    "report": """\
+example:
+  xcebra report model.xcebra rec.npz --neural spikes --label position=pos --out report_dir
+  xcebra report model.xcebra rec.npz --neural spikes --label position=pos --cell-types types \\
+      --hypothesis behavior=grid,place --method ing --method jacobian --out report_dir
+
+--cell-types is a key in DATA (strings, one per neuron) or a .txt/.csv file with one cell type per
+line (or comma separated). Writes DIR/report.html, one PNG per figure and DIR/summary.json.""",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the error line as ``xcebra: error: ...`` (after the usage), exit status 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.print_usage(sys.stderr)
+        self.exit(2, f"xcebra: error: {message}\n")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages (INFO)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+
+
+def _data_arguments(parser: argparse.ArgumentParser, labels: bool = False) -> None:
+    parser.add_argument("--neural", required=True, metavar="KEY",
+                        help="array of neural activity (time points x neurons) in DATA, e.g. spikes or group/data")
+    if labels:
+        parser.add_argument("--label", action="append", default=[], metavar="NAME=KEY",
+                            help="a label array in DATA (time points [x dims]) passed to fit as NAME; repeatable; "
+                                 "NAME alone means NAME=NAME")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``xcebra`` command."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(prog="xcebra", formatter_class=formatter, epilog=_EPILOGS["main"],
+                     description="xCEBRA: regularized multi-objective contrastive learning and identifiable "
+                                 "attribution maps for neural time series.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"xcebra {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    demo = sub.add_parser("demo", help="the seed pipeline end to end on simulated RatInABox data",
+                          description="Simulate RatInABox data, fit xCEBRA, compute ING and Jacobian attribution "
+                                      "maps, test the cell-type hypothesis per block and write a report.",
+                          epilog=_EPILOGS["demo"], formatter_class=formatter)
+    demo.add_argument("--quick", action="store_true", help="short run: 600 s of data, 120 steps (< 2 min)")
+    demo.add_argument("--out", default="xcebra_demo", metavar="DIR", help="output directory (default: xcebra_demo)")
+    demo.add_argument("--seed", type=int, default=0, help="random_state of the model (default: 0)")
+    _common(demo)
+
+    fit = sub.add_parser("fit", help="fit xCEBRA to a recording and save the model",
+                         description="Fit an XCEBRA model to neural data and labels read from DATA.",
+                         epilog=_EPILOGS["fit"], formatter_class=formatter)
+    fit.add_argument("data", metavar="DATA", help=".npz, .npy, .h5/.hdf5 or .nwb file")
+    _data_arguments(fit, labels=True)
+    fit.add_argument("--config", metavar="FILE.toml", help="XCEBRA parameters and [[objectives]] (see below)")
+    fit.add_argument("--out", required=True, metavar="MODEL", help="where to write the model (e.g. model.xcebra)")
+    fit.add_argument("--max-steps", type=int, help="training steps")
+    fit.add_argument("--batch-size", type=int, help="references per step")
+    fit.add_argument("--learning-rate", type=float, help="Adam learning rate")
+    fit.add_argument("--output-dim", type=int, help="embedding dimensions")
+    fit.add_argument("--hidden-units", type=int, help="hidden units of the encoder")
+    fit.add_argument("--model", help="encoder: offset1, offset5, offset10 or offset36")
+    fit.add_argument("--regularizer-weight", type=float, help="final weight of the Jacobian regularizer")
+    fit.add_argument("--seed", type=int, help="random_state: the same seed gives the same weights")
+    fit.add_argument("--device", help="auto, cpu or cuda")
+    fit.add_argument("--num-threads", type=int, help="torch threads")
+    fit.add_argument("--checkpoint-dir", metavar="DIR", help="save checkpoints there and resume from them")
+    fit.add_argument("--checkpoint-every", type=int, default=100, metavar="STEPS", help="default: 100")
+    _common(fit)
+
+    embed = sub.add_parser("embed", help="embed every time point of a recording with a fitted model",
+                           description="Write the embedding (time points x output_dim) of DATA.",
+                           epilog=_EPILOGS["embed"], formatter_class=formatter)
+    embed.add_argument("model", metavar="MODEL", help="a model written by 'xcebra fit'")
+    embed.add_argument("data", metavar="DATA")
+    _data_arguments(embed)
+    embed.add_argument("--out", required=True, metavar="FILE", help=".npy (the array) or .npz (embedding + blocks)")
+    embed.add_argument("--batch-size", type=int, default=50_000, help="time points per pass (default: 50000)")
+    _common(embed)
+
+    from .attribution import METHODS
+    attribute = sub.add_parser("attribute", help="attribution map: which neurons drive which embedding dimension",
+                               description="Compute an attribution map of a fitted model on DATA.",
+                               epilog=_EPILOGS["attribute"], formatter_class=formatter)
+    attribute.add_argument("model", metavar="MODEL")
+    attribute.add_argument("data", metavar="DATA")
+    _data_arguments(attribute)
+    attribute.add_argument("--method", default="ing", choices=METHODS, help="default: ing")
+    attribute.add_argument("--num-samples", type=int, metavar="N", help="attribute N random time points (default: all)")
+    attribute.add_argument("--lags", default="sum", choices=("sum", "abs"), help="default: sum")
+    attribute.add_argument("--batch-size", type=int, default=1024, help="time points per batch (default: 1024)")
+    attribute.add_argument("--seed", type=int, default=0, help="seed for --num-samples (default: 0)")
+    attribute.add_argument("--out", required=True, metavar="FILE.npz")
+    _common(attribute)
+
+    report = sub.add_parser("report", help="HTML report for a fitted model on a recording",
+                            description="Embed, decode labels, compute attribution maps, optionally test a "
+                                        "cell-type hypothesis, and write an HTML report with figures.",
+                            epilog=_EPILOGS["report"], formatter_class=formatter)
+    report.add_argument("model", metavar="MODEL")
+    report.add_argument("data", metavar="DATA")
+    _data_arguments(report, labels=True)
+    report.add_argument("--cell-types", metavar="KEY|FILE", help="cell type per neuron: key in DATA or a text file")
+    report.add_argument("--hypothesis", action="append", default=[], metavar="BLOCK=TYPE,TYPE",
+                        help="cell types that drive a block, e.g. behavior=grid,place; repeatable")
+    report.add_argument("--method", action="append", choices=METHODS, metavar="METHOD",
+                        help=f"attribution method, repeatable (default: ing); one of {', '.join(METHODS)}")
+    report.add_argument("--num-samples", type=int, metavar="N", help="attribute N random time points (default: all)")
+    report.add_argument("--out", default="xcebra_report", metavar="DIR",
+                        help="output directory (default: xcebra_report)")
+    _common(report)
+    return parser
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _parse_labels(items: Sequence[str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in items:
+        name, sep, key = item.partition("=")
+        name, key = name.strip(), (key.strip() if sep else name.strip())
+        if not name or not key:
+            raise ValueError(f"--label must be NAME=KEY (e.g. position=pos); got {item!r}")
+        if not name.isidentifier():
+            raise ValueError(f"--label name must be a Python identifier (letters, digits, _); got {name!r}")
+        if name in ("neural", "checkpoint_dir", "checkpoint_every"):
+            raise ValueError(f"--label name {name!r} is reserved; choose another name")
+        if name in labels:
+            raise ValueError(f"--label {name!r} is given twice")
+        labels[name] = key
+    return labels
+
+
+def _parse_hypothesis(items: Sequence[str]) -> dict[str, list[str]] | None:
+    if not items:
+        return None
+    hypothesis: dict[str, list[str]] = {}
+    for item in items:
+        block, sep, types = item.partition("=")
+        members = [t.strip() for t in types.split(",") if t.strip()]
+        if not sep or not block.strip() or not members:
+            raise ValueError(f"--hypothesis must be BLOCK=TYPE[,TYPE...] (e.g. behavior=grid,place); got {item!r}")
+        hypothesis.setdefault(block.strip(), []).extend(members)
+    return hypothesis
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config: XCEBRA parameters and an ``[[objectives]]`` array; returns XCEBRA keyword arguments.
+
+    Raises ValueError (one line, naming the file) for unreadable TOML, unknown keys or bad objectives.
+    """
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ModuleNotFoundError as error:
+            raise ImportError("reading --config on Python 3.10 needs tomli: pip install tomli") from error
+    from .objectives import Objective
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except OSError as error:
+        raise ValueError(f"cannot read config {str(path)!r}: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"config {str(path)!r} is not valid TOML: {error}") from None
+    if "xcebra" in raw and isinstance(raw["xcebra"], dict):  # also accept everything under an [xcebra] table
+        raw = {**raw["xcebra"], **{k: v for k, v in raw.items() if k != "xcebra"}}
+    unknown = sorted(set(raw) - set(_CONFIG_PARAMETERS) - {"objectives"})
+    if unknown:
+        raise ValueError(f"config {str(path)!r} has unknown key(s) {', '.join(unknown)}; allowed: "
+                         f"{', '.join(_CONFIG_PARAMETERS)}, objectives")
+    params = {k: v for k, v in raw.items() if k != "objectives"}
+    if isinstance(params.get("regularizer_ramp"), list):
+        params["regularizer_ramp"] = tuple(params["regularizer_ramp"])
+    if "objectives" in raw:
+        tables = raw["objectives"]
+        if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+            raise ValueError(f"config {str(path)!r}: objectives must be an array of tables ([[objectives]]), "
+                             "one per objective")
+        objectives = []
+        for i, table in enumerate(tables):
+            bad = sorted(set(table) - set(_OBJECTIVE_FIELDS))
+            if bad:
+                raise ValueError(f"config {str(path)!r}: objectives[{i}] has unknown key(s) {', '.join(bad)}; "
+                                 f"allowed: {', '.join(_OBJECTIVE_FIELDS)}")
+            missing = [k for k in ("name", "dims", "distribution") if k not in table]
+            if missing:
+                raise ValueError(f"config {str(path)!r}: objectives[{i}] needs {', '.join(missing)}")
+            try:
+                objectives.append(Objective(**{**table, "dims": tuple(table["dims"])
+                                               if isinstance(table["dims"], list) else table["dims"]}))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"config {str(path)!r}: objectives[{i}]: {error}") from None
+        params["objectives"] = objectives
+    return params
+
+
+def _default_objectives(labels: Sequence[str], output_dim: int) -> list:
+    from .objectives import Objective
+
+    if len(labels) > 1:
+        raise ValueError(f"with several labels ({', '.join(labels)}) give the objectives in --config FILE.toml; "
+                         "see 'xcebra fit --help'")
+    time = Objective("time", dims=(0, output_dim), distribution="time", time_offset=10)
+    if not labels:
+        return [time]
+    behaviour_dims = min(4, output_dim - 1)
+    if behaviour_dims < 1:
+        raise ValueError(f"--output-dim must be >= 2 for a label objective and the time objective; got {output_dim}")
+    return [Objective("behavior", dims=(0, behaviour_dims), distribution="time_delta", label=labels[0]), time]
+
+
+def _read_data(path: str, neural_key: str, labels: dict[str, str] | None = None, *,
+               lazy: bool = False) -> tuple[Any, dict[str, np.ndarray]]:
+    from .datasets.io import load_arrays
+
+    keys = {"neural": neural_key, **{name: key for name, key in (labels or {}).items()}}
+    arrays = load_arrays(path, keys, lazy=lazy)
+    neural = arrays.pop("neural")
+    if len(neural.shape) != 2:
+        raise ValueError(f"{path!r}: --neural {neural_key!r} must be a 2-D array (time points x neurons); "
+                         f"got shape {tuple(neural.shape)}")
+    for name, values in arrays.items():
+        if values.shape[0] != neural.shape[0]:
+            raise ValueError(f"{path!r}: label {name!r} ({labels[name]!r}) has {values.shape[0]} time points but "
+                             f"neural ({neural_key!r}) has {neural.shape[0]}; they must match")
+    return neural, {name: np.asarray(values) for name, values in arrays.items()}
+
+
+def _load_model(path: str):
+    from .estimator import XCEBRA
+
+    return XCEBRA.load(path)
+
+
+def _save_array_file(path: Path, arrays: dict[str, np.ndarray], single: str | None = None) -> None:
+    from ._files import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    if single is not None:
+        np.save(buffer, arrays[single], allow_pickle=False)
+    else:
+        np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _read_cell_types(spec: str, data_path: str, n_neurons: int) -> list[str]:
+    candidate = Path(spec)
+    if candidate.suffix.lower() in (".txt", ".csv", ".tsv") and candidate.is_file():
+        try:
+            text = candidate.read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            raise ValueError(f"cannot read cell types from {spec!r}: {error}") from None
+        entries = [t.strip() for line in text.splitlines() for t in line.replace("\t", ",").split(",") if t.strip()]
+    else:
+        from .datasets.io import load_arrays
+
+        values = load_arrays(data_path, {"cell types": spec})["cell types"]
+        values = np.asarray(values)
+        if values.ndim != 1:
+            raise ValueError(f"--cell-types {spec!r} must be a 1-D array of names; got shape {values.shape}")
+        entries = [v.decode() if isinstance(v, bytes) else str(v) for v in values.tolist()]
+    if len(entries) != n_neurons:
+        raise ValueError(f"--cell-types {spec!r} has {len(entries)} entries but the data have {n_neurons} neurons; "
+                         "they must match")
+    return entries
+
+
+# ----------------------------------------------------------------------------------------------
+# Commands
+
+
+def _cmd_demo(args) -> int:
+    from .demo import format_summary, run_demo
+
+    summary = run_demo(args.out, quick=args.quick, verbose=not args.quiet, seed=args.seed)
+    print(format_summary(summary))
+    print(f"\nwrote {Path(args.out) / 'report.html'}, {Path(args.out) / 'summary.json'}, "
+          f"{len(summary['files']['figures'])} figures and {Path(args.out) / 'model.xcebra'}")
+    return 0
+
+
+def _cmd_fit(args) -> int:
+    from .estimator import XCEBRA
+
+    labels = _parse_labels(args.label)
+    params = load_config(args.config) if args.config else {}
+    overrides = {"max_steps": args.max_steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+                 "output_dim": args.output_dim, "hidden_units": args.hidden_units, "model": args.model,
+                 "regularizer_weight": args.regularizer_weight, "random_state": args.seed, "device": args.device,
+                 "num_threads": args.num_threads}
+    params.update({k: v for k, v in overrides.items() if v is not None})
+    if "objectives" not in params:
+        params["objectives"] = _default_objectives(list(labels), params.get("output_dim", 14))
+    params["verbose"] = not args.quiet
+    neural, label_arrays = _read_data(args.data, args.neural, labels)
+    model = XCEBRA(**params)
+    model.fit(neural, checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every, **label_arrays)
+    model.save(args.out)
+    final = ", ".join(f"{k} {float(v[-1]):.4g}" for k, v in model.log_.items() if k.startswith("loss") and len(v))
+    blocks = ", ".join(f"{name} {s.start}:{s.stop}" for name, s in model.blocks_)
+    print(f"wrote {args.out}: {neural.shape[0]} time points x {neural.shape[1]} neurons, {model.max_steps} steps, "
+          f"blocks {blocks}; final {final or 'loss n/a'}")
+    return 0
+
+
+def _cmd_embed(args) -> int:
+    out = Path(args.out)
+    if out.suffix.lower() not in (".npy", ".npz"):
+        raise ValueError(f"--out must end in .npy or .npz; got {args.out!r}")
+    model = _load_model(args.model)
+    neural, _ = _read_data(args.data, args.neural, lazy=True)
+    embedding = model.transform(neural, batch_size=args.batch_size)
+    if out.suffix.lower() == ".npy":
+        _save_array_file(out, {"embedding": embedding}, single="embedding")
+    else:
+        _save_array_file(out, {"embedding": embedding,
+                               "block_names": np.array([name for name, _ in model.blocks_]),
+                               "block_bounds": np.array([[s.start, s.stop] for _, s in model.blocks_])})
+    print(f"wrote {out}: embedding of shape {embedding.shape}")
+    return 0
+
+
+def _cmd_attribute(args) -> int:
+    out = Path(args.out)
+    if out.suffix.lower() != ".npz":
+        raise ValueError(f"--out must end in .npz; got {args.out!r}")
+    model = _load_model(args.model)
+    neural, _ = _read_data(args.data, args.neural, lazy=True)
+    amap = model.attribution_map(neural, method=args.method, num_samples=args.num_samples, lags=args.lags,
+                                 batch_size=args.batch_size, random_state=args.seed, verbose=not args.quiet)
+    _save_array_file(out, {
+        "values": amap.values, "stderr": amap.stderr, "block_values": amap.block_values,
+        "block_names": np.array(amap.block_names),
+        "block_bounds": np.array([[s.start, s.stop] for _, s in amap.blocks]),
+        "method": np.array(amap.method), "n_timepoints": np.array(amap.n_timepoints)})
+    print(f"wrote {out}: {amap.method} map of shape {amap.values.shape} over {amap.n_timepoints} time points")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .demo import _jsonable, analyze_model, save_outputs, write_json
+
+    labels = _parse_labels(args.label)
+    hypothesis = _parse_hypothesis(args.hypothesis)
+    model = _load_model(args.model)
+    neural, label_arrays = _read_data(args.data, args.neural, labels, lazy=True)
+    cell_types = _read_cell_types(args.cell_types, args.data, neural.shape[1]) if args.cell_types else None
+    if hypothesis is not None and cell_types is None:
+        raise ValueError("--hypothesis needs --cell-types (one cell type per neuron)")
+    methods = list(dict.fromkeys(args.method or ["ing"]))
+    results, figures, sections = analyze_model(model, neural, labels=label_arrays, cell_types=cell_types,
+                                               hypothesis=hypothesis, methods=methods, num_samples=args.num_samples,
+                                               verbose=not args.quiet)
+    out = Path(args.out)
+    written = save_outputs(out, figures, sections, title=f"xCEBRA report: {Path(args.data).name}",
+                           verbose=not args.quiet)
+    summary = {
+        "model": str(args.model), "data": str(args.data), "blocks": [[n, s.start, s.stop] for n, s in model.blocks_],
+        "decoding": results["decoding"], "per_type": results["per_type"],
+        "hypothesis": {m: r.to_dict() for m, r in results["hypothesis"].items()},
+        "attribution": {m: {"n_timepoints": a.n_timepoints} for m, a in results["attribution"].items()},
+        "files": {"report": written["report"].name, "figures": [p.name for p in written["figures"]]},
+    }
+    write_json(out / "summary.json", _jsonable(summary))
+    for label, blocks in results["decoding"].items():
+        for block, s in blocks.items():
+            print(f"{label} from {block}: R2 held-out {s['linear_r2']:.3f}, kNN R2 {s['knn_r2']:.3f}")
+    for method, result in results["hypothesis"].items():
+        print(f"{method}: block AUC {result.block_auc:.3f}, entry AUC {result.entry_auc:.3f}")
+    print(f"wrote {written['report']} and {len(written['figures'])} figures")
+    return 0
+
+
+_COMMANDS = {"demo": _cmd_demo, "fit": _cmd_fit, "embed": _cmd_embed, "attribute": _cmd_attribute,
+             "report": _cmd_report}
+_handler: logging.Handler | None = None
+
+
+def _configure_logging(verbose: bool) -> None:
+    global _handler
+    if _handler is not None:
+        logger.removeHandler(_handler)
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("xcebra: %(message)s"))
+    logger.addHandler(_handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _error_line(error: BaseException) -> str:
+    if isinstance(error, KeyError) and error.args and type(error) is KeyError:
+        text = str(error.args[0])
+    else:
+        text = str(error)
+    text = " ".join(text.split())
+    return text or type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``xcebra`` command; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: --help, --version (0) and usage errors (2)
+        return int(exit_.code or 0) if isinstance(exit_.code, int) or exit_.code is None else 2
+    _configure_logging(args.verbose)
+    from sklearn.exceptions import NotFittedError
+
+    try:
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("xcebra: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, KeyError, OSError, TypeError, ImportError, NotFittedError, FloatingPointError,
+            json.JSONDecodeError) as error:
+        if args.debug:
+            raise
+        print(f"xcebra: error: {_error_line(error)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
