@@ -139,6 +139,14 @@ def test_time_delta_longer_than_the_label(recording):
         _model(objectives, batch_size=4).fit(neural[:25], position=position[:25])
 
 
+def test_temperatures_beyond_float32(recording):
+    neural, position, _ = recording
+    with pytest.raises(ValueError, match=_exact(
+            "The 'min_temperature' parameter of XCEBRA must be at most 3.403e+38 (the largest float32). "
+            "Got 1e+39 instead.")):
+        _model(min_temperature=1e39).fit(neural, position=position)
+
+
 def test_batch_size_larger_than_the_usable_time_points(recording):
     neural, position, _ = recording
     with pytest.raises(ValueError, match=_exact(

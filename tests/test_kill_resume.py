@@ -116,7 +116,7 @@ def test_sigkill_mid_fit_then_restart_gives_the_uninterrupted_weights(tmp_path, 
     checkpoint_dir = tmp_path / "checkpoints"
     checkpoint = checkpoint_dir / CHECKPOINT_NAME
     out, reference_out = tmp_path / "resumed.xcebra", tmp_path / "reference.xcebra"
-    first = _start(script, tmp_path, checkpoint_dir, out, 0.05, every, "first")
+    first = _start(script, tmp_path, checkpoint_dir, out, 0.2, every, "first")  # >= 5 s of steps left
     # meanwhile, the uninterrupted reference run, here (no checkpoints, no delay)
     run: dict = {}
     exec(SETUP, run)

@@ -21,7 +21,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from xcebra import Objective, XCEBRA
@@ -176,6 +176,10 @@ def _resign(path, tensors, header):
 
 @settings(max_examples=200, deadline=timedelta(seconds=3), suppress_health_check=list(HealthCheck))
 @given(edits=st.lists(_header_edit(), min_size=1, max_size=3))
+@example(edits=[(["params", "min_temperature"], 3.402823466385289e+38)])  # found: float32 overflow in clamp_min
+@example(edits=[(["params", "output_dim"], 10 ** 12)])
+@example(edits=[(["params", "hidden_units"], 10 ** 9)])
+@example(edits=[(["label_names"], 5)])
 def test_crafted_header_values(original, edits):
     raw, model, path = original
     tensors, header = read_tensors_of(raw, path)

@@ -34,6 +34,7 @@ logger = logging.getLogger("xcebra")
 MODEL_FORMAT = "xcebra-model"
 MODEL_FORMAT_VERSION = 1
 _RESERVED_FIT_ARGUMENTS = ("checkpoint_dir", "checkpoint_every")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: a model file declaring more objectives than this is refused (the layout check is quadratic in their number)
 MAX_OBJECTIVES_IN_FILE = 1024
 
@@ -194,6 +195,10 @@ class XCEBRA(BaseEstimator):
             value = getattr(self, name)
             if not check(value):
                 raise ValueError(f"The '{name}' parameter of XCEBRA must be {expected}. Got {value!r} instead.")
+        for name in ("temperature", "min_temperature"):  # they become float32 tensors
+            if getattr(self, name) > _FLOAT32_MAX:
+                raise ValueError(f"The '{name}' parameter of XCEBRA must be at most {_FLOAT32_MAX:.4g} (the largest "
+                                 f"float32). Got {getattr(self, name)!r} instead.")
         if isinstance(self.objectives, Objective) or not isinstance(self.objectives, (list, tuple)):
             raise ValueError("The 'objectives' parameter of XCEBRA must be a list of xcebra.Objective. "
                              f"Got {self.objectives!r} instead.")
@@ -558,7 +563,7 @@ class XCEBRA(BaseEstimator):
                 f"{str(path)!r} has model format version {version!r}; this xcebra ({__version__}) reads version "
                 f"{MODEL_FORMAT_VERSION}. Upgrade xcebra to read it")
         try:
-            model, layout, embedder, heads, log = cls._from_file(tensors, header, device)
+            model, layout, embedder, heads, log, temperatures = cls._from_file(tensors, header, device)
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError, OverflowError,
                 RecursionError) as error:
             detail = f"missing entry {error}" if isinstance(error, KeyError) else str(error)
@@ -572,7 +577,7 @@ class XCEBRA(BaseEstimator):
         model.random_state_ = header["random_state"]
         model.log_ = log
         model.label_names_ = tuple(header["label_names"])
-        model.temperatures_ = {h.name: float(h.temperature().detach()) for h in heads}
+        model.temperatures_ = temperatures
         return model
 
     @classmethod
@@ -651,4 +656,5 @@ class XCEBRA(BaseEstimator):
             log[key] = value.numpy()
         if len({len(v) for v in log.values()}) > 1:
             raise ValueError("its log entries have different lengths")
-        return model, layout, embedder, heads, log
+        temperatures = {h.name: float(h.temperature().detach()) for h in heads}
+        return model, layout, embedder, heads, log, temperatures
