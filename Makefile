@@ -54,7 +54,8 @@ $(BENCH_VENV)/.installed:
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BENCH_VENV)/bin/python -m pip install --quiet "cebra==0.6.1" cvxpy
+	$(BENCH_VENV)/bin/python -m pip install --quiet "cebra==0.6.1" cvxpy captum
+	$(BENCH_VENV)/bin/python -c "import cebra.attribution"
 	touch $@
 
 bench: $(VENV)/.installed-test

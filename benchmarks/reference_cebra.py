@@ -621,14 +621,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Benchmark the reference package cebra (xCEBRA path) on data we pass in. "
         "Run it in .venv-bench; it does not import xcebra.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--make-data", nargs=2, metavar=("KIND", "FILE"),
                    help="write random data of the benchmark's shapes and exit; KIND is 'seed' "
                    "(T=20000, N=90 Poisson(0.5) counts, 2-d smooth walk in [0,1]^2) or "
                    "'synthetic' (T=12000, N=40 Gaussian, 3-d smooth label)")
     p.add_argument("--data-seed", type=int, default=0,
-                   help="random seed of --make-data")
+                   help="random seed of --make-data (default: 0)")
     p.add_argument("--data", type=Path,
                    help="npz with 'neural' (T, N) float32 and 'position' (T, d) float32")
     p.add_argument("--setting", choices=["seed", "synthetic"],
@@ -638,13 +637,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="seed: measured steps per phase (default 10); synthetic: number of "
                    "training steps of the timed fit (default 2000)")
     p.add_argument("--warmup", type=int, default=2,
-                   help="seed: unmeasured warm-up steps before each phase")
+                   help="seed: unmeasured warm-up steps before each phase (default: 2)")
     p.add_argument("--threads", type=int, default=2,
-                   help="torch.set_num_threads and BLAS thread limit")
+                   help="torch.set_num_threads and BLAS thread limit (default: 2)")
     p.add_argument("--output-dim", type=int, default=6,
-                   help="synthetic: embedding dimension (time objective spans all of it)")
+                   help="synthetic: embedding dimension; the time objective spans all of it "
+                   "(default: 6)")
     p.add_argument("--behavior-dims", type=int, default=3,
-                   help="synthetic: the behaviour objective uses embedding dims (0, this)")
+                   help="synthetic: the behaviour objective uses embedding dims (0, this) "
+                   "(default: 3)")
     attr = p.add_mutually_exclusive_group()
     attr.add_argument("--attribution", dest="attribution", action="store_true", default=None,
                       help="time the jacobian-based attribution (default: on for seed, off "
