@@ -93,8 +93,9 @@ def embed_indices(embedder: Embedder, neural: torch.Tensor, index: torch.Tensor,
     unique, inverse = torch.unique(index, return_inverse=True)
     if mode == "auto":
         # frames processed: a window batch costs about window frames per distinct time point, the whole
-        # sequence one frame per time point (measured: equal cost at about T = 0.5 * U * window)
-        mode = "sequence" if window > 1 and neural.shape[0] < 0.5 * len(unique) * window else "windows"
+        # sequence one frame per time point; measured per frame they cost about the same on CPU
+        # (benchmarks/speed.py scaling: T=20k..200k, offset10), so the break-even is T = U * window
+        mode = "sequence" if window > 1 and neural.shape[0] < len(unique) * window else "windows"
     if mode == "sequence":
         x = sequence if sequence is not None else neural.T.contiguous()[None]
         z = embedder(x)[0]
