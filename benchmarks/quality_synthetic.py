@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 #: the configuration benchmarked (and used by tests/test_end_to_end.py): the paper's small synthetic setting
-CONFIG = dict(model="offset1", hidden_units=128, loss="euclidean", batch_size=512, learning_rate=3e-3,
+CONFIG = dict(model="offset1", hidden_units=128, loss="euclidean", batch_size=512, learning_rate=1e-3,
               regularizer_ramp=None)
 REGULARIZER = 0.01
 
@@ -41,7 +41,7 @@ def run_one(job: dict) -> list[dict]:
         [xcebra.Objective("behavior", dims=(0, nb), distribution="time_delta", label="behavior"),
          xcebra.Objective("time", dims=(0, nl), distribution="time", time_offset=1)],
         output_dim=nl, max_steps=job["steps"], regularizer_weight=job["regularizer"], random_state=job["seed"],
-        verbose=False, **CONFIG)
+        precision=job["precision"], verbose=False, **CONFIG)
     start = time.perf_counter()
     model.fit(data.neural, behavior=data.behavior)
     fit_seconds = time.perf_counter() - start
@@ -53,6 +53,7 @@ def run_one(job: dict) -> list[dict]:
         block, per_block = xcebra.metrics.block_auc(amap, data.block_truth, per_block=True)
         rows.append({
             "noise": job["noise"], "seed": job["seed"], "regularizer": job["regularizer"], "method": method,
+            "precision": job["precision"],
             "block_auc": block, "block_auc_behavior": per_block["behavior"], "block_auc_time": per_block["time"],
             "entry_auc": amap.score(data.latent_truth),
             "behavior_r2": decoding["behavior"]["linear_r2"], "time_block_behavior_r2": decoding["time"]["linear_r2"],
@@ -66,16 +67,20 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2, help="parallel fits (one thread each)")
+    parser.add_argument("--bf16", action="store_true", help="also train with precision='bf16' (regularized runs)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
-    jobs = [dict(noise=noise, seed=seed, regularizer=reg, steps=args.steps, threads=1)
+    jobs = [dict(noise=noise, seed=seed, regularizer=reg, steps=args.steps, threads=1, precision="fp32")
             for noise in ("gaussian", "poisson") for seed in range(args.seeds) for reg in (REGULARIZER, 0.0)]
+    if args.bf16:
+        jobs += [dict(noise=noise, seed=seed, regularizer=REGULARIZER, steps=args.steps, threads=1, precision="bf16")
+                 for noise in ("gaussian", "poisson") for seed in range(args.seeds)]
     rows = []
     with ProcessPoolExecutor(args.workers) as pool:
         for result in pool.map(run_one, jobs):
             rows.extend(result)
             r = result[0]
-            print(f"noise={r['noise']} seed={r['seed']} reg={r['regularizer']}: ING block AUC {r['block_auc']:.3f}, "
+            print(f"noise={r['noise']} seed={r['seed']} reg={r['regularizer']} {r['precision']}: ING block AUC {r['block_auc']:.3f}, "
                   f"Jacobian {result[1]['block_auc']:.3f}, behaviour R2 {r['behavior_r2']:.3f}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "quality_synthetic.csv", "w", newline="") as handle:
@@ -93,8 +98,8 @@ def main(argv=None) -> None:
         "entries against the latent-level truth (depends on the learned basis). Behaviour R2: held-out linear "
         "decoding of the behaviour from the behaviour block (5 time-series splits).",
         "",
-        "| noise | regularizer | method | block AUC | entry AUC | behaviour R2 |",
-        "|---|---|---|---|---|---|",
+        "| noise | regularizer | precision | method | block AUC | entry AUC | behaviour R2 |",
+        "|---|---|---|---|---|---|---|",
     ]
 
     def cell(values):
@@ -102,11 +107,13 @@ def main(argv=None) -> None:
         return f"{np.median(values):.3f} [{values.min():.3f}-{values.max():.3f}]"
 
     for noise in ("gaussian", "poisson"):
-        for reg in (REGULARIZER, 0.0):
+        for reg, precision in ((REGULARIZER, "fp32"), (0.0, "fp32"), (REGULARIZER, "bf16")):
             for method in ("ing", "jacobian"):
-                sel = [r for r in rows if r["noise"] == noise and r["regularizer"] == reg and r["method"] == method]
-                lines.append(f"| {noise} | {reg} | {method} | {cell([r['block_auc'] for r in sel])} | "
-                             f"{cell([r['entry_auc'] for r in sel])} | {cell([r['behavior_r2'] for r in sel])} |")
+                sel = [r for r in rows if r["noise"] == noise and r["regularizer"] == reg and r["method"] == method
+                       and r["precision"] == precision]
+                if sel:
+                    lines.append(f"| {noise} | {reg} | {precision} | {method} | {cell([r['block_auc'] for r in sel])} | "
+                                 f"{cell([r['entry_auc'] for r in sel])} | {cell([r['behavior_r2'] for r in sel])} |")
     (args.out / "quality_synthetic.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

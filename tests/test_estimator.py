@@ -249,3 +249,17 @@ def test_checkpoint_resume_matches_uninterrupted_run(data, tmp_path, monkeypatch
     np.testing.assert_array_equal(full.log_["loss"], resumed.log_["loss"])
     with pytest.raises(ValueError, match="holds a checkpoint of a different run"):
         _model(max_steps=7).fit(neural, position=position, checkpoint_dir=tmp_path)
+
+
+def test_bf16_training_matches_fp32_closely(data):
+    neural, position = data
+    fp32 = _model(max_steps=1).fit(neural, position=position)
+    bf16 = _model(max_steps=1, precision="bf16").fit(neural, position=position)
+    # same seed, same batch: the first loss differs only by bfloat16 rounding of the encoder's arithmetic
+    assert bf16.log_["loss"][0] == pytest.approx(fp32.log_["loss"][0], rel=2e-2)
+    assert bf16.log_["loss"][0] != fp32.log_["loss"][0]
+    longer = _model(precision="bf16").fit(neural, position=position)
+    assert np.isfinite(longer.log_["loss"]).all()
+    assert next(longer.encoder_.parameters()).dtype == torch.float32  # weights stay float32
+    with pytest.raises(ValueError, match=r"The 'precision' parameter of XCEBRA must be one of 'fp32', 'bf16'. Got 'fp16' instead."):
+        _model(precision="fp16").fit(neural, position=position)

@@ -227,8 +227,18 @@ class Embedder(nn.Module):
     def left(self) -> int:
         return self.encoder.left
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.encoder(x).transpose(1, 2)
+    def forward(self, x: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+        """x: (B, N, L) -> (B, L - window + 1, D), float32.
+
+        ``precision="bf16"`` runs the encoder under ``torch.autocast`` in bfloat16 (weights, accumulation
+        and the block normalisation stay in float32); used only for training when asked for.
+        """
+        if precision == "bf16":
+            with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+                z = self.encoder(x)
+            z = z.float().transpose(1, 2)
+        else:
+            z = self.encoder(x).transpose(1, 2)
         if not any(self.normalized):
             return z
         if all(self.normalized) and len(self.block_slices) == 1:

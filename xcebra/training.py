@@ -79,10 +79,11 @@ class TrainingPlan:
     regularizer_exact: bool = False
     forward_mode: str = "auto"
     checkpoint_every: int = 0
+    precision: str = "fp32"
 
 
 def embed_indices(embedder: Embedder, neural: torch.Tensor, index: torch.Tensor, mode: str = "auto",
-                  sequence: torch.Tensor | None = None) -> torch.Tensor:
+                  sequence: torch.Tensor | None = None, precision: str = "fp32") -> torch.Tensor:
     """Embed the time points ``index`` (K,) of ``neural`` (T, N); returns (K, D), each distinct point computed once.
 
     ``mode="windows"`` gathers the distinct windows and embeds them as a batch; ``"sequence"`` runs the
@@ -98,10 +99,10 @@ def embed_indices(embedder: Embedder, neural: torch.Tensor, index: torch.Tensor,
         mode = "sequence" if window > 1 and neural.shape[0] < len(unique) * window else "windows"
     if mode == "sequence":
         x = sequence if sequence is not None else neural.T.contiguous()[None]
-        z = embedder(x)[0]
+        z = embedder(x, precision)[0]
         return z[index - left]
     windows = sliding_windows(neural, window)[unique - left]
-    return embedder(windows)[:, 0][inverse]
+    return embedder(windows, precision)[:, 0][inverse]
 
 
 def _losses(heads: Sequence[LossHead], z_ref, z_neg, z_pos) -> list[torch.Tensor]:
@@ -286,7 +287,7 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
             started = time.perf_counter()
             batch: BatchIndex = sampler.sample()
             index = torch.cat([batch.reference, batch.negative, *batch.positives])
-            z = embed_indices(embedder, neural, index, plan.forward_mode, sequence)
+            z = embed_indices(embedder, neural, index, plan.forward_mode, sequence, plan.precision)
             z_ref, z_neg, *z_pos = z.split(len(batch.reference))
             losses = _losses(heads, z_ref, z_neg, z_pos)
             total = sum(h.weight * l for h, l in zip(heads, losses))
