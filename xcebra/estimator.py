@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import numbers
 import os
 import secrets
 from dataclasses import asdict
@@ -19,6 +18,7 @@ from sklearn.exceptions import NotFittedError
 
 from . import __version__
 from ._files import read_tensors, write_tensors
+from ._validation import check_neural_array, check_parameters, is_int, is_real, resolve_device
 from .attribution.compute import compute_attribution_map, read_rows
 from .attribution.maps import AttributionMap
 from .data import TimeSeries
@@ -39,57 +39,34 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_OBJECTIVES_IN_FILE = 1024
 
 
-def _is_int(v, low=None):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and (low is None or v >= low)
-
-
-def _is_real(v, low=None, strict=False):
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
-        return False
-    return low is None or (v > low if strict else v >= low)
-
-
 def _is_ramp(v):
     return v is None or v == "auto" or (
-        isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(x, 0) for x in v) and v[0] < v[1])
+        isinstance(v, (tuple, list)) and len(v) == 2 and all(is_int(x, 0) for x in v) and v[0] < v[1])
 
 
 #: parameter -> (check, what it must be); one message shape for all: "The 'p' parameter of XCEBRA must be ..."
 _PARAMETER_CONSTRAINTS = {
     "model": (lambda v: v in MODELS, f"one of {', '.join(repr(m) for m in MODELS)}"),
-    "hidden_units": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "output_dim": (lambda v: _is_int(v, 1), "an int >= 1"),
+    "hidden_units": (lambda v: is_int(v, 1), "an int >= 1"),
+    "output_dim": (lambda v: is_int(v, 1), "an int >= 1"),
     "loss": (lambda v: v in LOSSES, "one of 'cosine', 'euclidean'"),
-    "temperature": (lambda v: _is_real(v, 0, strict=True), "a float > 0"),
+    "temperature": (lambda v: is_real(v, 0, strict=True), "a float > 0"),
     "learn_temperature": (lambda v: isinstance(v, bool), "a bool"),
-    "min_temperature": (lambda v: _is_real(v, 0), "a float >= 0"),
-    "batch_size": (lambda v: _is_int(v, 2), "an int >= 2"),
-    "max_steps": (lambda v: _is_int(v, 0), "an int >= 0"),
-    "learning_rate": (lambda v: _is_real(v, 0, strict=True), "a float > 0"),
-    "regularizer_weight": (lambda v: _is_real(v, 0), "a float >= 0"),
+    "min_temperature": (lambda v: is_real(v, 0), "a float >= 0"),
+    "batch_size": (lambda v: is_int(v, 2), "an int >= 2"),
+    "max_steps": (lambda v: is_int(v, 0), "an int >= 0"),
+    "learning_rate": (lambda v: is_real(v, 0, strict=True), "a float > 0"),
+    "regularizer_weight": (lambda v: is_real(v, 0), "a float >= 0"),
     "regularizer_ramp": (_is_ramp, "None, 'auto' or a pair of ints (on, off) with 0 <= on < off"),
-    "regularizer_batch_size": (lambda v: v is None or _is_int(v, 1), "None or an int >= 1"),
-    "regularizer_projections": (lambda v: _is_int(v, 1), "an int >= 1"),
+    "regularizer_batch_size": (lambda v: v is None or is_int(v, 1), "None or an int >= 1"),
+    "regularizer_projections": (lambda v: is_int(v, 1), "an int >= 1"),
     "regularizer_exact": (lambda v: isinstance(v, bool), "a bool"),
-    "random_state": (lambda v: v is None or _is_int(v, 0), "None or an int >= 0"),
+    "random_state": (lambda v: v is None or is_int(v, 0), "None or an int >= 0"),
     "device": (lambda v: isinstance(v, (str, torch.device)), "'auto', 'cpu', 'cuda' or a torch.device"),
-    "num_threads": (lambda v: v is None or _is_int(v, 1), "None or an int >= 1"),
+    "num_threads": (lambda v: v is None or is_int(v, 1), "None or an int >= 1"),
     "verbose": (lambda v: isinstance(v, bool), "a bool"),
     "precision": (lambda v: v in ("fp32", "bf16"), "one of 'fp32', 'bf16'"),
 }
-
-
-def _resolve_device(device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"The 'device' parameter of XCEBRA must be 'auto', 'cpu', 'cuda' or a torch.device. "
-                         f"Got {device!r} instead.") from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("The 'device' parameter of XCEBRA asks for 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-    return resolved
 
 
 class XCEBRA(BaseEstimator):
@@ -199,10 +176,7 @@ class XCEBRA(BaseEstimator):
 
     # ------------------------------------------------------------------ validation
     def _check_constraints(self) -> None:
-        for name, (check, expected) in _PARAMETER_CONSTRAINTS.items():
-            value = getattr(self, name)
-            if not check(value):
-                raise ValueError(f"The '{name}' parameter of XCEBRA must be {expected}. Got {value!r} instead.")
+        check_parameters(self, _PARAMETER_CONSTRAINTS)
         for name in ("temperature", "min_temperature"):  # they become float32 tensors
             if getattr(self, name) > _FLOAT32_MAX:
                 raise ValueError(f"The '{name}' parameter of XCEBRA must be at most {_FLOAT32_MAX:.4g} (the largest "
@@ -238,31 +212,7 @@ class XCEBRA(BaseEstimator):
         return hasattr(self, "encoder_")
 
     def _check_neural(self, neural: Any, name: str = "neural") -> Any:
-        """Check shape and dtype of an array-like without reading it (np.memmap and h5py datasets stay on disk)."""
-        shape, dtype = getattr(neural, "shape", None), getattr(neural, "dtype", None)
-        if shape is None or dtype is None:
-            try:
-                neural = np.asarray(neural)
-            except (ValueError, TypeError) as error:
-                raise TypeError(f"{name} must be array-like; got {type(neural).__name__} ({error})") from None
-            shape, dtype = neural.shape, neural.dtype
-        if len(shape) != 2:
-            raise ValueError(f"{name} must be a 2-D array (time points, neurons); got shape {tuple(shape)}")
-        if isinstance(dtype, torch.dtype):
-            numeric = not dtype.is_complex
-        else:
-            try:
-                numeric = np.dtype(dtype).kind in "biuf"
-            except TypeError:  # a dtype numpy does not know: let the first read decide
-                numeric = True
-        if not numeric:
-            raise TypeError(f"{name} must hold numbers; got an array of dtype {dtype}")
-        if shape[0] == 0:
-            raise ValueError(f"{name} must have at least one time point; got shape {tuple(shape)}")
-        if shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"{name} has {shape[1]} neurons but the model was fit on {self.n_features_in_}; they must match")
-        return neural
+        return check_neural_array(neural, self.n_features_in_, name)
 
     def _check_labels_for_objectives(self, data: TimeSeries, given: dict) -> None:
         """Every objective's label was passed, and ``discrete`` ones are 1-D integer class labels."""
@@ -366,7 +316,7 @@ class XCEBRA(BaseEstimator):
             from before that step and ``log_`` the log of the completed steps.
         """
         layout = self._validate_params()
-        if not _is_int(checkpoint_every, 1):
+        if not is_int(checkpoint_every, 1):
             raise ValueError(f"checkpoint_every must be an int >= 1; got {checkpoint_every!r}")
         data = TimeSeries.from_arrays(neural, **labels)
         self._check_labels_for_objectives(data, labels)
@@ -375,7 +325,7 @@ class XCEBRA(BaseEstimator):
             logger.info("labels not used by any objective: %s", ", ".join(sorted(unused)))
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)
-        device = _resolve_device(self.device)
+        device = resolve_device(self.device, "XCEBRA")
         seed = self.random_state if self.random_state is not None else secrets.randbelow(2 ** 31)
         embedder, heads = self._build(layout, data.n_neurons, seed)
         window, left = embedder.window, embedder.left
@@ -467,7 +417,7 @@ class XCEBRA(BaseEstimator):
         """
         self._check_is_fitted()
         neural = self._check_neural(neural)
-        if not _is_int(batch_size, 1):
+        if not is_int(batch_size, 1):
             raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
         n = neural.shape[0]
         window, left = self.encoder_.window, self.encoder_.left
@@ -564,10 +514,10 @@ class XCEBRA(BaseEstimator):
             The file is not an xcebra model (e.g. a pickle or a ``torch.save`` archive), is truncated or
             corrupted, has an unknown format version, or its header and weights do not agree.
         """
-        target = _resolve_device(device)
+        target = resolve_device(device, "XCEBRA")
         tensors, header = read_tensors(path, expected_format=MODEL_FORMAT)
         version = header.get("format_version")
-        if not _is_int(version) or version != MODEL_FORMAT_VERSION:
+        if not is_int(version) or version != MODEL_FORMAT_VERSION:
             raise ValueError(
                 f"{str(path)!r} has model format version {version!r}; this xcebra ({__version__}) reads version "
                 f"{MODEL_FORMAT_VERSION}. Upgrade xcebra to read it")
@@ -613,10 +563,10 @@ class XCEBRA(BaseEstimator):
         model = cls(**params)
         model._check_constraints()
         n_features = header["n_features_in"]
-        if not _is_int(n_features, 1):
+        if not is_int(n_features, 1):
             raise ValueError(f"n_features_in must be an int >= 1; got {n_features!r:.100}")
         random_state = header["random_state"]
-        if random_state is not None and not _is_int(random_state, 0):
+        if random_state is not None and not is_int(random_state, 0):
             raise ValueError(f"random_state must be None or an int >= 0; got {random_state!r:.100}")
         label_names, log_keys = header["label_names"], header["log_keys"]
         for key, value in (("label_names", label_names), ("log_keys", log_keys)):

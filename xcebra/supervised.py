@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import secrets
 from typing import Any, Sequence
 
@@ -22,7 +21,8 @@ from sklearn.exceptions import NotFittedError
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._validation import as_float_array, check_finite
+from ._validation import (as_float_array, check_finite, check_neural_array, check_parameters, is_int, is_real,
+                          resolve_device)
 from .attribution.compute import compute_attribution_map, read_rows
 from .attribution.maps import AttributionMap
 from .data import sliding_windows
@@ -35,42 +35,18 @@ __all__ = ["SupervisedRegressor"]
 logger = logging.getLogger("xcebra")
 
 
-def _is_int(v, low=None):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and (low is None or v >= low)
-
-
-def _is_real(v, low=None, strict=False):
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
-        return False
-    return low is None or (v > low if strict else v >= low)
-
-
 #: parameter -> (check, what it must be); message: "The 'p' parameter of SupervisedRegressor must be ..."
 _PARAMETER_CONSTRAINTS = {
     "model": (lambda v: v in MODELS, f"one of {', '.join(repr(m) for m in MODELS)}"),
-    "hidden_units": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "output_dim": (lambda v: v is None or _is_int(v, 1), "None or an int >= 1"),
-    "batch_size": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "max_steps": (lambda v: _is_int(v, 0), "an int >= 0"),
-    "learning_rate": (lambda v: _is_real(v, 0, strict=True), "a float > 0"),
-    "random_state": (lambda v: v is None or _is_int(v, 0), "None or an int >= 0"),
+    "hidden_units": (lambda v: is_int(v, 1), "an int >= 1"),
+    "output_dim": (lambda v: v is None or is_int(v, 1), "None or an int >= 1"),
+    "batch_size": (lambda v: is_int(v, 1), "an int >= 1"),
+    "max_steps": (lambda v: is_int(v, 0), "an int >= 0"),
+    "learning_rate": (lambda v: is_real(v, 0, strict=True), "a float > 0"),
+    "random_state": (lambda v: v is None or is_int(v, 0), "None or an int >= 0"),
     "device": (lambda v: isinstance(v, (str, torch.device)), "'auto', 'cpu', 'cuda' or a torch.device"),
     "verbose": (lambda v: isinstance(v, bool), "a bool"),
 }
-
-
-def _resolve_device(device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"The 'device' parameter of SupervisedRegressor must be 'auto', 'cpu', 'cuda' or a "
-                         f"torch.device. Got {device!r} instead.") from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("The 'device' parameter of SupervisedRegressor asks for 'cuda' but no CUDA device is "
-                         "available; use 'auto' or 'cpu'")
-    return resolved
 
 
 def _check_blocks(blocks: Any, output_dim: int) -> list[tuple[str, slice]]:
@@ -89,7 +65,7 @@ def _check_blocks(blocks: Any, output_dim: int) -> list[tuple[str, slice]]:
         except (TypeError, ValueError):
             raise ValueError(f"The 'blocks' parameter of SupervisedRegressor must be None or {expected}. "
                              f"Got {blocks!r} instead.") from None
-        if not isinstance(name, str) or name in names or not (_is_int(a, 0) and _is_int(b, 0)) \
+        if not isinstance(name, str) or name in names or not (is_int(a, 0) and is_int(b, 0)) \
                 or a != start or b <= a:
             raise ValueError(f"The 'blocks' parameter of SupervisedRegressor must be None or {expected}. "
                              f"Got {blocks!r} instead.")
@@ -167,11 +143,7 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ validation
     def _validate_params(self) -> None:
-        for name, (check, expected) in _PARAMETER_CONSTRAINTS.items():
-            value = getattr(self, name)
-            if not check(value):
-                raise ValueError(
-                    f"The '{name}' parameter of SupervisedRegressor must be {expected}. Got {value!r} instead.")
+        check_parameters(self, _PARAMETER_CONSTRAINTS)
 
     def _check_is_fitted(self) -> None:
         if not hasattr(self, "encoder_"):
@@ -182,16 +154,7 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
         return hasattr(self, "encoder_")
 
     def _check_neural(self, neural: Any, name: str = "neural") -> Any:
-        shape = getattr(neural, "shape", None)
-        if shape is None:
-            neural = np.asarray(neural)
-            shape = neural.shape
-        if len(shape) != 2:
-            raise ValueError(f"{name} must be a 2-D array (time points, neurons); got shape {tuple(shape)}")
-        if shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"{name} has {shape[1]} neurons but the model was fit on {self.n_features_in_}; they must match")
-        return neural
+        return check_neural_array(neural, self.n_features_in_, name)
 
     # ------------------------------------------------------------------ fit
     def fit(self, neural: Any, target: Any) -> "SupervisedRegressor":
@@ -234,7 +197,7 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
         output_dim = n_targets if self.output_dim is None else int(self.output_dim)
         blocks = ([("supervised", slice(0, output_dim))] if self.blocks is None
                   else _check_blocks(self.blocks, output_dim))
-        device = _resolve_device(self.device)
+        device = resolve_device(self.device, "SupervisedRegressor")
         seed = self.random_state if self.random_state is not None else secrets.randbelow(2 ** 31)
 
         with torch.random.fork_rng(devices=[]):
@@ -311,7 +274,7 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
         """
         self._check_is_fitted()
         neural = self._check_neural(neural)
-        if not _is_int(batch_size, 1):
+        if not is_int(batch_size, 1):
             raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
         n = neural.shape[0]
         window, left = self.encoder_.window, self.encoder_.left
