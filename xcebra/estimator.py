@@ -33,6 +33,8 @@ __all__ = ["XCEBRA"]
 logger = logging.getLogger("xcebra")
 MODEL_FORMAT = "xcebra-model"
 MODEL_FORMAT_VERSION = 1
+#: hyper-parameters introduced after format version 1, with the value older files imply
+_ADDED_PARAMETERS = {"precision": "fp32"}
 _RESERVED_FIT_ARGUMENTS = ("checkpoint_dir", "checkpoint_every")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: a model file declaring more objectives than this is refused (the layout check is quadratic in their number)
@@ -546,6 +548,8 @@ class XCEBRA(BaseEstimator):
         if not isinstance(params, dict):
             raise TypeError(f"params must be a JSON object; got {type(params).__name__}")
         expected_names = set(cls._get_param_names())
+        # parameters added after format version 1 was first written take their default when absent
+        params = {**{k: v for k, v in _ADDED_PARAMETERS.items() if k not in params}, **params}
         if set(params) != expected_names:
             missing, extra = sorted(expected_names - set(params)), sorted(set(params) - expected_names)
             raise ValueError(f"params do not match XCEBRA's (missing {missing}, unexpected {extra})")
