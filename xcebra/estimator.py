@@ -22,6 +22,7 @@ from ._validation import check_neural_array, check_parameters, is_int, is_real, 
 from .attribution.compute import compute_attribution_map, read_rows
 from .attribution.maps import AttributionMap
 from .data import TimeSeries
+from .ddp import current_group, is_rank_zero
 from .losses import Temperature
 from .models import MODELS, make_encoder
 from .objectives import LOSSES, Embedder, Layout, Objective, block_layout
@@ -69,6 +70,15 @@ _PARAMETER_CONSTRAINTS = {
     "verbose": (lambda v: isinstance(v, bool), "a bool"),
     "precision": (lambda v: v in ("fp32", "bf16"), "one of 'fp32', 'bf16'"),
 }
+
+
+def _data_summary(data: TimeSeries) -> list[float]:
+    """A few numbers that differ when two processes were given different data (shape, sums)."""
+    summary = [float(v) for v in data.neural.shape] + [float(np.sum(data.neural, dtype=np.float64))]
+    for name in sorted(data.labels):
+        label = np.asarray(data.labels[name], dtype=np.float64)
+        summary += [float(len(name)), float(label.size), float(label.sum())]
+    return summary
 
 
 class XCEBRA(BaseEstimator):
@@ -328,7 +338,13 @@ class XCEBRA(BaseEstimator):
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)
         device = resolve_device(self.device, "XCEBRA")
+        group = current_group(device.type)
         seed = self.random_state if self.random_state is not None else secrets.randbelow(2 ** 31)
+        if group is not None:
+            if device.type == "cuda" and device.index is None:
+                device = torch.device("cuda", group.local_rank)
+            seed = group.broadcast_int(seed)  # one seed for all ranks: they draw the same batches
+            group.check_same("data shapes and checksums", _data_summary(data))
         embedder, heads = self._build(layout, data.n_neurons, seed)
         window, left = embedder.window, embedder.left
         if data.n_timepoints < window + 1:
@@ -379,7 +395,7 @@ class XCEBRA(BaseEstimator):
         try:
             self.log_ = _train(embedder, heads, sampler, neural_tensor, plan, coverage=layout.coverage,
                                generator=generator, verbose=self.verbose, checkpoint_dir=checkpoint_dir,
-                               fingerprint=self._fit_fingerprint(data) if checkpoint_dir else "")
+                               fingerprint=self._fit_fingerprint(data) if checkpoint_dir else "", group=group)
         except DivergenceError as error:
             # keep the last good weights and the log of the completed steps: the failed step changed nothing
             self.encoder_ = embedder
@@ -488,8 +504,13 @@ class XCEBRA(BaseEstimator):
         return params
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the fitted model to ``path`` (safetensors weights + JSON header; atomic; no pickle)."""
+        """Write the fitted model to ``path`` (safetensors weights + JSON header; atomic; no pickle).
+
+        In data-parallel training (:mod:`xcebra.ddp`) only rank 0 writes; on other ranks this does nothing.
+        """
         self._check_is_fitted()
+        if not is_rank_zero():
+            return
         tensors = {f"model.{k}": v for k, v in self.encoder_.state_dict().items()}
         for head in self._heads:
             tensors[f"temperature.{head.name}"] = head.temperature.log_value.detach().reshape(1)

@@ -25,8 +25,8 @@ from ._files import read_tensors, write_tensors
 from .data import sliding_windows
 from .losses import Temperature, infonce
 from .objectives import Embedder
-from .regularizers import jacobian_penalty, ramp_weight
-from .sampling import BatchIndex, BatchSampler
+from .regularizers import draw_projections, jacobian_penalty, ramp_weight
+from .sampling import BatchIndex, BatchSampler, Domain
 
 __all__ = ["LossHead", "TrainingPlan", "DivergenceError", "fit", "embed_indices"]
 
@@ -231,9 +231,63 @@ def _remove_stale_temporaries(directory: Path) -> None:
             pass
 
 
+def _output_dim(embedder: Embedder) -> int:
+    return embedder.block_slices[-1][1]
+
+
+class _Shard:
+    """This rank's part of each step in data-parallel training (see :mod:`xcebra.ddp`).
+
+    The rank embeds the batch's time points inside its segment of the valid domain, from the frames of
+    that segment only, and the embeddings of all ranks are gathered (differentiably) into batch order.
+    """
+
+    def __init__(self, group, embedder: Embedder, neural: torch.Tensor, domain: Domain):
+        self.group, self.domain = group, domain
+        self.left, self.window = embedder.left, embedder.window
+        self.start, self.stop = group.segment(domain.start, domain.stop)
+        # frames of the segment's windows: time points start .. stop-1 need rows start-left .. stop-left+window-2
+        self.neural = neural[self.start - self.left:max(self.stop, self.start) - self.left + self.window - 1]
+        self.sequence = self.neural.T.contiguous()[None] if self.window > 1 and self.stop > self.start else None
+
+    def _owned(self, index: torch.Tensor) -> torch.Tensor:
+        return self.group.owners(index, self.domain.start, self.domain.stop)
+
+    def embed(self, embedder: Embedder, index: torch.Tensor, mode: str, precision: str) -> torch.Tensor:
+        """(K, D) embedding of ``index`` (K,), identical on every rank; this rank computed its own rows."""
+        owner = self._owned(index)
+        counts = torch.bincount(owner, minlength=self.group.world_size).tolist()
+        mine = index[owner == self.group.rank]
+        if len(mine):
+            local = embed_indices(embedder, self.neural, mine - self.start + self.left, mode, self.sequence, precision)
+        else:  # keeps the rank in the collective; contributes no rows
+            local = torch.zeros(0, _output_dim(embedder), device=index.device, requires_grad=True)
+        from .ddp import gather_rows
+        gathered = gather_rows(local.float(), counts, self.group)
+        order = torch.argsort(owner, stable=True)  # gathered rows come rank by rank, in batch order within a rank
+        return gathered[torch.argsort(order)]
+
+    def regularizer(self, embedder: Embedder, windows: torch.Tensor, reference: torch.Tensor, coverage, plan,
+                    generator: torch.Generator) -> torch.Tensor:
+        """This rank's share of the regularizer of ``reference`` (R,): the shares of all ranks sum to it."""
+        n, dim = len(reference), _output_dim(embedder)
+        # drawn for the whole subset on every rank, so the generator stays in step with a single process
+        projections = None if plan.regularizer_exact else draw_projections(
+            plan.regularizer_projections, n, dim, generator)
+        mask = self._owned(reference) == self.group.rank
+        if not bool(mask.any()):
+            return windows.new_zeros(())
+        reg_windows = windows[reference[mask] - self.left].clone().requires_grad_(True)
+        reg_out = embedder(reg_windows)[:, 0]
+        return jacobian_penalty(reg_out, reg_windows, row_weights=coverage, n_projections=plan.regularizer_projections,
+                                exact=plan.regularizer_exact, denominator=n,
+                                projections=None if projections is None else projections[:, mask.cpu()])
+
+
 def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, neural: torch.Tensor,
         plan: TrainingPlan, *, coverage: Sequence[int], generator: torch.Generator, verbose: bool = True,
-        checkpoint_dir: str | os.PathLike | None = None, fingerprint: str = "") -> dict[str, np.ndarray]:
+        checkpoint_dir: str | os.PathLike | None = None, fingerprint: str = "",
+        group=None) -> dict[str, np.ndarray]:
     """Train ``embedder`` in place; return the log (per-step arrays).
 
     Parameters
@@ -247,6 +301,9 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
     generator : the run's random generator (sampling and projections).
     checkpoint_dir : if given, resume from the checkpoint found there (it must come from the same run,
         see ``fingerprint``) and save one every ``plan.checkpoint_every`` steps, atomically.
+    group : :class:`xcebra.ddp.ProcessGroup`, optional
+        Train data-parallel with the other ranks of this group (every rank calls ``fit`` with the same
+        arguments); the result equals a single process's. Only rank 0 shows progress and writes checkpoints.
 
     Raises
     ------
@@ -266,12 +323,15 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
             log[f"temperature/{h.name}"] = []
     checkpoint = None
     start = 0
+    rank_zero = group is None or group.rank == 0
+    if group is not None:
+        group.broadcast_parameters(parameters)
     if checkpoint_dir is not None:
         checkpoint = _Checkpoint(Path(checkpoint_dir), fingerprint)
-        if checkpoint.path.exists():
+        if checkpoint.path.exists():  # every rank resumes from the same file (a shared file system)
             start = _load_checkpoint(checkpoint, embedder, heads_module, optimizer, generator, log, plan.max_steps)
             logger.info("resuming from %s at step %d", checkpoint.path, start)
-        if checkpoint.directory.is_dir():
+        if rank_zero and checkpoint.directory.is_dir():
             _remove_stale_temporaries(checkpoint.directory)
     sequence = neural.T.contiguous()[None] if embedder.window > 1 else None
     windows = sliding_windows(neural, embedder.window)
@@ -280,29 +340,48 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
     # the weights before the current step, restored if an update turns any of them non-finite
     last_good = [p.detach().clone() for p in parameters]
     embedder.train()
-    bar = tqdm(total=plan.max_steps, initial=start, disable=not verbose, desc="xcebra fit", unit="step",
+    shard = None if group is None else _Shard(group, embedder, neural, sampler.domain)
+    bar = tqdm(total=plan.max_steps, initial=start, disable=not (verbose and rank_zero), desc="xcebra fit", unit="step",
                dynamic_ncols=True)
     try:
         for step in range(start, plan.max_steps):
             started = time.perf_counter()
             batch: BatchIndex = sampler.sample()
             index = torch.cat([batch.reference, batch.negative, *batch.positives])
-            z = embed_indices(embedder, neural, index, plan.forward_mode, sequence, plan.precision)
+            if shard is None:
+                z = embed_indices(embedder, neural, index, plan.forward_mode, sequence, plan.precision)
+            else:
+                z = shard.embed(embedder, index, plan.forward_mode, plan.precision)
             z_ref, z_neg, *z_pos = z.split(len(batch.reference))
             losses = _losses(heads, z_ref, z_neg, z_pos)
             total = sum(h.weight * l for h, l in zip(heads, losses))
             weight = ramp_weight(step, plan.regularizer_weight, plan.regularizer_ramp)
-            if weight > 0:
+            if shard is not None:
+                # every rank evaluates the whole contrastive loss: 1/world_size of it each, as gradients are summed
+                objective = total / group.world_size
+                if weight > 0:
+                    share = shard.regularizer(embedder, windows, batch.reference[:reg_size], coverage, plan, generator)
+                    objective = objective + weight * share
+                    regularizer = group.all_reduce_sum(share)
+                    total = total + weight * regularizer
+                else:
+                    regularizer = total.new_zeros(())
+            elif weight > 0:
                 reg_windows = windows[batch.reference[:reg_size] - left].clone().requires_grad_(True)
                 reg_out = embedder(reg_windows)[:, 0]
                 regularizer = jacobian_penalty(reg_out, reg_windows, row_weights=coverage,
                                                n_projections=plan.regularizer_projections,
                                                exact=plan.regularizer_exact, generator=generator)
                 total = total + weight * regularizer
+                objective = total
             else:
                 regularizer = total.new_zeros(())
+                objective = total
             optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            objective.backward()
+            if group is not None:
+                from .ddp import all_reduce_gradients
+                all_reduce_gradients(parameters)
             grad_norm = torch.linalg.vector_norm(
                 torch.stack([torch.linalg.vector_norm(p.grad) for p in parameters if p.grad is not None]))
             values = torch.stack([total.detach(), regularizer.detach(), grad_norm, *[l.detach() for l in losses]]).tolist()
@@ -335,7 +414,7 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
             if verbose and (step % 10 == 0 or step == plan.max_steps - 1):
                 bar.set_postfix({h.name: f"{v:.3f}" for h, v in zip(heads, values[3:])} | {"reg": f"{values[1]:.3g}"},
                                 refresh=False)
-            if checkpoint is not None and plan.checkpoint_every and (
+            if checkpoint is not None and rank_zero and plan.checkpoint_every and (
                     (step + 1) % plan.checkpoint_every == 0 or step + 1 == plan.max_steps):
                 _save_checkpoint(checkpoint, step + 1, embedder, heads_module, optimizer, generator, log)
     finally:

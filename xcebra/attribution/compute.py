@@ -3,8 +3,13 @@
 The one place that turns (embedder, neural array, method) into an :class:`AttributionMap`: it chooses
 the time points, reads their windows in batches from any array-like (``np.memmap`` and h5py datasets
 are never loaded whole), runs the Jacobian methods (:mod:`.jacobian`) or a captum baseline
-(:mod:`.baselines`) on each batch and averages the absolute values (:func:`.maps.accumulate_map`).
+(:mod:`.baselines`) on each batch and averages the absolute values.
 ``XCEBRA`` and ``SupervisedRegressor`` both call it after checking that ``neural`` matches the model.
+
+It is two steps, shared with the chunked map of :func:`xcebra.parallel.attribution_map`:
+:func:`attribution_sums` (exact float64 sums over some positions, :class:`.maps.PartialSums`) and
+:func:`.maps.finalize` (mean and standard error). A chunk computed on a Dask worker runs the very same
+:func:`attribution_sums` on its positions, so the reduced map equals the single-process one.
 """
 
 from __future__ import annotations
@@ -17,13 +22,17 @@ import torch
 from torch import nn
 
 from .._validation import check_finite
+from .baselines import _STOCHASTIC
 from .jacobian import LAG_REDUCTIONS, per_time_attribution
-from .maps import AttributionMap, accumulate_map, select_time_points
+from .maps import AttributionMap, PartialSums, finalize, partial_sums, select_time_points
 
-__all__ = ["compute_attribution_map", "read_rows", "read_windows", "JACOBIAN_METHODS"]
+__all__ = ["compute_attribution_map", "attribution_sums", "check_attribution_arguments", "recorded_options",
+           "read_rows", "read_windows", "JACOBIAN_METHODS", "STOCHASTIC_METHODS"]
 
 #: methods computed from the encoder Jacobian by :func:`xcebra.attribution.jacobian.per_time_attribution`
 JACOBIAN_METHODS = ("ing", "ing-lstsq", "jacobian")
+#: baselines that draw random numbers: the k-th batch of a map uses random stream k (see :mod:`.baselines`)
+STOCHASTIC_METHODS = _STOCHASTIC
 
 
 def _is_int(value: Any, minimum: int) -> bool:
@@ -77,6 +86,74 @@ def read_windows(neural: Any, positions: np.ndarray, window: int, name: str = "n
     return np.ascontiguousarray(frames[gather].transpose(0, 2, 1))
 
 
+def check_attribution_arguments(method: str, lags: str, num_samples: int | None, batch_size: int,
+                                options: dict) -> None:
+    """Raise a ValueError naming the argument for an unknown method or lag reduction, a bad ``num_samples``
+    or ``batch_size``, or options given to a Jacobian method."""
+    from . import METHODS
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(repr(m) for m in METHODS)}; got {method!r}")
+    if lags not in LAG_REDUCTIONS:
+        raise ValueError(f"lags must be one of 'sum', 'abs'; got {lags!r}")
+    if num_samples is not None and not _is_int(num_samples, 1):
+        raise ValueError(f"num_samples must be None or an int >= 1; got {num_samples!r}")
+    if not _is_int(batch_size, 1):
+        raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
+    if method in JACOBIAN_METHODS and options:
+        raise ValueError(f"method {method!r} takes no options; got {', '.join(repr(k) for k in options)}")
+
+
+def recorded_options(lags: str, num_samples: int | None, random_state: int | None, options: dict) -> dict:
+    """The ``options`` an :class:`AttributionMap` records: lag reduction, sampling, seed and method options."""
+    return {"lags": lags, "num_samples": num_samples, "random_state": random_state, **options}
+
+
+def attribution_sums(embedder: nn.Module, neural: Any, positions: np.ndarray, method: str, *, lags: str = "sum",
+                     batch_size: int = 1024, random_state: int | None = 0, first_batch: int = 0,
+                     verbose: bool = False, desc: str | None = None, name: str = "neural",
+                     **options: Any) -> PartialSums:
+    """Exact sums of the absolute attributions of the windows starting at ``positions``.
+
+    Parameters
+    ----------
+    embedder : nn.Module
+        As for :func:`compute_attribution_map`; not changed.
+    neural : array-like of shape (T, N)
+        Only the rows the windows need are read (see :func:`read_windows`).
+    positions : int array of shape (n,), n >= 1
+        Window starts, each in ``0 .. T - window``.
+    method, lags, batch_size, random_state, **options
+        As for :func:`compute_attribution_map` (arguments are not checked again here:
+        see :func:`check_attribution_arguments`).
+    first_batch : int, default 0
+        Global number of the first batch. The stochastic baselines draw random stream ``k`` for batch
+        ``k`` of a map; a chunk of a map that starts at batch ``first_batch`` thus draws the same
+        numbers as the single-process map did for those positions.
+    name : str, default "neural"
+        How error messages about ``neural`` (NaN, infinity) name it.
+
+    Returns
+    -------
+    PartialSums
+        ``count = n``; ``total`` and ``total_sq`` of shape (D, N), float64.
+    """
+    window = embedder.window
+    parameter = next(embedder.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    if method in JACOBIAN_METHODS:
+        def attribute(windows: torch.Tensor) -> torch.Tensor:
+            return per_time_attribution(embedder, windows, method, lags)
+    else:
+        from . import baselines
+        attribute = baselines.make_attributor(embedder, method, random_state=random_state, **options)
+        attribute.calls = first_batch
+
+    def per_batch(chunk: np.ndarray) -> torch.Tensor:
+        return attribute(torch.from_numpy(read_windows(neural, chunk, window, name)).to(device))
+
+    return partial_sums(per_batch, positions, batch_size, verbose=verbose, desc=desc or f"attribution ({method})")
+
+
 def compute_attribution_map(embedder: nn.Module, neural: Any, method: str, blocks: Sequence, *,
                             num_samples: int | None = None, lags: str = "sum", batch_size: int = 1024,
                             random_state: int | None = 0, verbose: bool = False,
@@ -121,34 +198,13 @@ def compute_attribution_map(embedder: nn.Module, neural: Any, method: str, block
         Unknown method or lag reduction, bad ``num_samples`` / ``batch_size``, options given to a
         Jacobian method, a recording shorter than the window, or non-finite values in ``neural``.
     """
-    from . import METHODS
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(repr(m) for m in METHODS)}; got {method!r}")
-    if lags not in LAG_REDUCTIONS:
-        raise ValueError(f"lags must be one of 'sum', 'abs'; got {lags!r}")
-    if num_samples is not None and not _is_int(num_samples, 1):
-        raise ValueError(f"num_samples must be None or an int >= 1; got {num_samples!r}")
-    if not _is_int(batch_size, 1):
-        raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
-    if method in JACOBIAN_METHODS and options:
-        raise ValueError(f"method {method!r} takes no options; got {', '.join(repr(k) for k in options)}")
+    check_attribution_arguments(method, lags, num_samples, batch_size, options)
     window = embedder.window
     n_valid = neural.shape[0] - window + 1
     if n_valid < 1:
         raise ValueError(f"neural has {neural.shape[0]} time points but the encoder needs windows of {window}")
     positions = select_time_points(n_valid, num_samples, random_state)
-    parameter = next(embedder.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    if method in JACOBIAN_METHODS:
-        def attribute(windows: torch.Tensor) -> torch.Tensor:
-            return per_time_attribution(embedder, windows, method, lags)
-    else:
-        from . import baselines
-        attribute = baselines.make_attributor(embedder, method, random_state=random_state, **options)
-
-    def per_batch(chunk: np.ndarray) -> torch.Tensor:
-        return attribute(torch.from_numpy(read_windows(neural, chunk, window)).to(device))
-
-    recorded = {"lags": lags, "num_samples": num_samples, "random_state": random_state, **options}
-    return accumulate_map(per_batch, positions, batch_size, method=method, blocks=blocks, options=recorded,
-                          verbose=verbose)
+    sums = attribution_sums(embedder, neural, positions, method, lags=lags, batch_size=batch_size,
+                            random_state=random_state, verbose=verbose, **options)
+    return finalize(sums, method=method, blocks=blocks,
+                    options=recorded_options(lags, num_samples, random_state, options))

@@ -1,4 +1,16 @@
-"""``AttributionMap``: the one result type of every attribution method, and the batching helper they share."""
+"""``AttributionMap``: the one result type of every attribution method, and the batching helper they share.
+
+A map is the mean over time points of the absolute per-time-point attribution, with its standard
+error. Both follow from three exact sums (the number of time points, the sum and the sum of squares
+of the absolute values, in float64), so the work splits in two steps that compose:
+
+- :func:`partial_sums` runs a method over some time positions in batches and returns
+  :class:`PartialSums`; sums over disjoint sets of positions add up (``a + b``), in any order;
+- :func:`finalize` turns the sums into an :class:`AttributionMap`.
+
+:func:`accumulate_map` is the two in one process; :func:`xcebra.parallel.attribution_map` computes the
+partial sums of chunks of the recording on Dask workers and finalises their total, with the same code.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .. import metrics as _metrics
 
-__all__ = ["AttributionMap", "accumulate_map", "select_time_points"]
+__all__ = ["AttributionMap", "PartialSums", "accumulate_map", "partial_sums", "finalize", "select_time_points"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,82 @@ def select_time_points(valid: int, num_samples: int | None, random_state: int | 
     return np.sort(rng.choice(valid, size=num_samples, replace=False))
 
 
+@dataclass(frozen=True)
+class PartialSums:
+    """Exact running sums of absolute attributions over a set of time points: what a map is made of.
+
+    Attributes
+    ----------
+    count : int
+        Number of time points summed.
+    total : ndarray of shape (output_dim, N), float64
+        Sum over those time points of the absolute attribution.
+    total_sq : ndarray of shape (output_dim, N), float64
+        Sum of its squares.
+
+    Sums over disjoint sets of time points add with ``+`` (the result does not depend on the order up to
+    float64 round-off); :func:`finalize` turns them into an :class:`AttributionMap`.
+    """
+
+    count: int
+    total: np.ndarray
+    total_sq: np.ndarray
+
+    def __add__(self, other: "PartialSums") -> "PartialSums":
+        if not isinstance(other, PartialSums):
+            return NotImplemented
+        if other.total.shape != self.total.shape:
+            raise ValueError(f"cannot add partial sums of shapes {self.total.shape} and {other.total.shape}; "
+                             "they must come from the same model")
+        return PartialSums(self.count + other.count, self.total + other.total, self.total_sq + other.total_sq)
+
+
+def partial_sums(per_batch: Callable[[np.ndarray], torch.Tensor], positions: np.ndarray, batch_size: int, *,
+                 verbose: bool = False, desc: str = "attribution") -> PartialSums:
+    """Run ``per_batch`` over ``positions`` in batches and sum the absolute attributions (float64).
+
+    Parameters
+    ----------
+    per_batch : callable
+        Maps positions of shape (b,) to per-time-point attributions of shape (b, output_dim, N).
+    positions : int array of shape (n,), n >= 1
+        Time positions to attribute.
+    batch_size : int
+        Positions per call of ``per_batch``.
+    verbose : bool, default False
+        Progress bar over the positions, titled ``desc``.
+
+    Returns
+    -------
+    PartialSums
+        Only these sums are kept (no per-time-point values), so memory does not grow with ``n``.
+    """
+    if len(positions) == 0:
+        raise ValueError("no time points to attribute")
+    total = total_sq = None
+    with tqdm(total=len(positions), disable=not verbose, desc=desc, unit="pt", dynamic_ncols=True) as bar:
+        for start in range(0, len(positions), batch_size):
+            chunk = positions[start:start + batch_size]
+            values = per_batch(chunk).detach().abs().to(torch.float64)
+            chunk_sum, chunk_sq = values.sum(0), values.pow(2).sum(0)
+            total = chunk_sum if total is None else total + chunk_sum
+            total_sq = chunk_sq if total_sq is None else total_sq + chunk_sq
+            bar.update(len(chunk))
+    return PartialSums(count=len(positions), total=total.cpu().numpy(), total_sq=total_sq.cpu().numpy())
+
+
+def finalize(sums: PartialSums, *, method: str, blocks: Sequence, options: dict | None = None) -> AttributionMap:
+    """The map of ``sums``: mean absolute attribution and its standard error over the ``sums.count`` time points."""
+    n = sums.count
+    if n < 1:
+        raise ValueError("no time points to attribute")
+    mean = sums.total / n
+    variance = np.clip(sums.total_sq / n - mean ** 2, 0.0, None)
+    stderr = np.sqrt(variance / max(n - 1, 1))
+    return AttributionMap(values=mean, method=method, blocks=list(blocks), stderr=stderr, n_timepoints=n,
+                          options=dict(options or {}))
+
+
 def accumulate_map(per_batch: Callable[[np.ndarray], torch.Tensor], positions: np.ndarray, batch_size: int, *,
                    method: str, blocks: Sequence, options: dict | None = None, verbose: bool = False,
                    desc: str | None = None) -> AttributionMap:
@@ -108,23 +196,7 @@ def accumulate_map(per_batch: Callable[[np.ndarray], torch.Tensor], positions: n
     batch_size : number of positions per call.
 
     Only running sums are kept (sum and sum of squares of absolute values, in float64), so memory
-    does not grow with the number of time points.
+    does not grow with the number of time points: ``finalize(partial_sums(...))``.
     """
-    if len(positions) == 0:
-        raise ValueError("no time points to attribute")
-    total = total_sq = None
-    with tqdm(total=len(positions), disable=not verbose, desc=desc or f"attribution ({method})", unit="pt",
-              dynamic_ncols=True) as bar:
-        for start in range(0, len(positions), batch_size):
-            chunk = positions[start:start + batch_size]
-            values = per_batch(chunk).detach().abs().to(torch.float64)
-            chunk_sum, chunk_sq = values.sum(0), values.pow(2).sum(0)
-            total = chunk_sum if total is None else total + chunk_sum
-            total_sq = chunk_sq if total_sq is None else total_sq + chunk_sq
-            bar.update(len(chunk))
-    n = len(positions)
-    mean = (total / n).cpu().numpy()
-    variance = np.clip((total_sq / n).cpu().numpy() - mean ** 2, 0.0, None)
-    stderr = np.sqrt(variance / max(n - 1, 1))
-    return AttributionMap(values=mean, method=method, blocks=list(blocks), stderr=stderr, n_timepoints=n,
-                          options=dict(options or {}))
+    sums = partial_sums(per_batch, positions, batch_size, verbose=verbose, desc=desc or f"attribution ({method})")
+    return finalize(sums, method=method, blocks=blocks, options=options)
