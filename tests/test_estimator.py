@@ -241,3 +241,38 @@ def test_bf16_training_matches_fp32_closely(data):
     assert next(longer.encoder_.parameters()).dtype == torch.float32  # weights stay float32
     with pytest.raises(ValueError, match=r"The 'precision' parameter of XCEBRA must be one of 'fp32', 'bf16'. Got 'fp16' instead."):
         _model(precision="fp16").fit(neural, position=position)
+
+
+def test_objective_losses_on_held_out_data(data):
+    """Held-out InfoNCE per objective: seeded, capped batch, and lower after training than at chance."""
+    neural, position = data
+    train, test = slice(0, 300), slice(300, 400)
+    untrained = _model(max_steps=1, learning_rate=1e-6).fit(neural[train], position=position[train])
+    trained = _model(max_steps=150, learning_rate=3e-3, regularizer_weight=0, temperature=0.1).fit(
+        neural[train], position=position[train])
+    losses = trained.objective_losses(neural[test], position=position[test], n_batches=5)
+    assert set(losses) == {"behavior", "time"}
+    assert losses == trained.objective_losses(neural[test], position=position[test], n_batches=5)
+    assert losses != trained.objective_losses(neural[test], position=position[test], n_batches=5, random_state=1)
+    chance = untrained.objective_losses(neural[test], position=position[test], n_batches=5)
+    # 64 references, capped to the 100 - 4 - 2 usable ones: no cap needed; an untrained net sits near log(64)
+    assert all(abs(v - np.log(64)) < 0.3 for v in chance.values())
+    assert losses["behavior"] < chance["behavior"] - 0.3 and losses["time"] < chance["time"] - 0.3
+    # on the training data it is the loss the fit ended with (the last steps' mean)
+    in_sample = trained.objective_losses(neural[train], position=position[train], n_batches=10)
+    for name in ("behavior", "time"):
+        assert abs(in_sample[name] - trained.log_[f"loss/{name}"][-10:].mean()) < 0.1
+    small = trained.objective_losses(neural[test][:40], position=position[test][:40], n_batches=2)
+    assert all(v < np.log(64) for v in small.values())  # batch capped to the 34 usable references
+
+
+def test_objective_losses_checks_its_input(fitted, data):
+    neural, position = data
+    with pytest.raises(ValueError, match="n_batches must be an int >= 1; got 0"):
+        fitted.objective_losses(neural, position=position, n_batches=0)
+    with pytest.raises(ValueError, match="needs label 'position'"):
+        fitted.objective_losses(neural)
+    with pytest.raises(ValueError, match="neural has 6 neurons but the model was fit on 7"):
+        fitted.objective_losses(neural[:, :6], position=position)
+    with pytest.raises(NotFittedError):
+        _model().objective_losses(neural, position=position)

@@ -18,5 +18,6 @@ from .estimator import XCEBRA  # noqa: E402
 from .objectives import Objective  # noqa: E402
 from .supervised import SupervisedRegressor  # noqa: E402
 from . import datasets  # noqa: E402
+from . import parallel  # noqa: E402  (imports dask only when used)
 
-__all__ = ["XCEBRA", "Objective", "SupervisedRegressor", "AttributionMap", "TimeSeries", "metrics", "datasets", "__version__"]
+__all__ = ["XCEBRA", "Objective", "SupervisedRegressor", "AttributionMap", "TimeSeries", "metrics", "datasets", "parallel", "__version__"]

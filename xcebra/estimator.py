@@ -27,7 +27,7 @@ from .losses import Temperature
 from .models import MODELS, make_encoder
 from .objectives import LOSSES, Embedder, Layout, Objective, block_layout
 from .sampling import BatchSampler, Domain, make_distribution
-from .training import DivergenceError, LossHead, TrainingPlan, _fingerprint_data, fit as _train
+from .training import DivergenceError, LossHead, TrainingPlan, _fingerprint_data, evaluate_losses, fit as _train
 
 __all__ = ["XCEBRA"]
 
@@ -286,6 +286,33 @@ class XCEBRA(BaseEstimator):
                 weight=objective.weight))
         return embedder, heads
 
+    def _make_sampler(self, data: TimeSeries, embedder: Embedder, generator: torch.Generator,
+                      batch_size: int | None = None) -> BatchSampler:
+        """The objectives' distributions set up on ``data``, behind one batch sampler (fit and held-out losses)."""
+        window, left = embedder.window, embedder.left
+        if data.n_timepoints < window + 1:
+            raise ValueError(
+                f"neural has {data.n_timepoints} time points but model '{self.model}' needs windows of {window} "
+                f"and at least one more time point; got T={data.n_timepoints}")
+        offsets = [(o.distribution_options()["time_offset"], o.name) for o in self.objectives if o.distribution == "time"]
+        if offsets and data.n_timepoints < window + max(offsets)[0]:
+            offset, name = max(offsets)
+            raise ValueError(
+                f"neural has {data.n_timepoints} time points but model '{self.model}' needs windows of {window} and "
+                f"Objective '{name}' pairs time point t with t + {offset} (time_offset={offset}), so T must be at "
+                f"least {window + offset}; got T={data.n_timepoints}")
+        domain = Domain.for_window(data.n_timepoints, left, window - left)
+        distributions = []
+        for objective in self.objectives:
+            distribution = make_distribution(objective.distribution, **objective.distribution_options())
+            try:
+                distribution.setup(domain, data.label(objective.label) if objective.label else None)
+            except ValueError as error:
+                label = f" (label '{objective.label}')" if objective.label else ""
+                raise ValueError(f"Objective '{objective.name}'{label}: {error}") from None
+            distributions.append(distribution)
+        return BatchSampler(distributions, domain, self.batch_size if batch_size is None else batch_size, generator)
+
     def _fit_fingerprint(self, data: TimeSeries) -> str:
         params = self._params_to_json()
         params.pop("verbose"), params.pop("device"), params.pop("num_threads")
@@ -346,35 +373,13 @@ class XCEBRA(BaseEstimator):
             seed = group.broadcast_int(seed)  # one seed for all ranks: they draw the same batches
             group.check_same("data shapes and checksums", _data_summary(data))
         embedder, heads = self._build(layout, data.n_neurons, seed)
-        window, left = embedder.window, embedder.left
-        if data.n_timepoints < window + 1:
-            raise ValueError(
-                f"neural has {data.n_timepoints} time points but model '{self.model}' needs windows of {window} "
-                f"and at least one more time point; got T={data.n_timepoints}")
-        offsets = [(o.distribution_options()["time_offset"], o.name) for o in self.objectives if o.distribution == "time"]
-        if offsets and data.n_timepoints < window + max(offsets)[0]:
-            offset, name = max(offsets)
-            raise ValueError(
-                f"neural has {data.n_timepoints} time points but model '{self.model}' needs windows of {window} and "
-                f"Objective '{name}' pairs time point t with t + {offset} (time_offset={offset}), so T must be at "
-                f"least {window + offset}; got T={data.n_timepoints}")
-        domain = Domain.for_window(data.n_timepoints, left, window - left)
-        distributions = []
-        for objective in self.objectives:
-            distribution = make_distribution(objective.distribution, **objective.distribution_options())
-            try:
-                distribution.setup(domain, data.label(objective.label) if objective.label else None)
-            except ValueError as error:
-                label = f" (label '{objective.label}')" if objective.label else ""
-                raise ValueError(f"Objective '{objective.name}'{label}: {error}") from None
-            distributions.append(distribution)
         generator = torch.Generator().manual_seed(seed)
-        sampler = BatchSampler(distributions, domain, self.batch_size, generator)
+        sampler = self._make_sampler(data, embedder, generator)
         if self.batch_size > sampler.reference_domain.size:
             raise ValueError(
                 f"The 'batch_size' parameter of XCEBRA must be at most the number of usable reference time "
                 f"points ({sampler.reference_domain.size} of T={data.n_timepoints}, after the encoder's window "
-                f"of {window} and the objectives' offsets). Got {self.batch_size} instead.")
+                f"of {embedder.window} and the objectives' offsets). Got {self.batch_size} instead.")
         embedder.to(device)
         for head in heads:
             head.temperature.to(device)
@@ -452,6 +457,43 @@ class XCEBRA(BaseEstimator):
     def fit_transform(self, neural: Any, **kwargs) -> np.ndarray:
         """``fit(neural, **kwargs).transform(neural)``."""
         return self.fit(neural, **kwargs).transform(neural)
+
+    def objective_losses(self, neural: Any, *, n_batches: int = 10, batch_size: int | None = None,
+                         random_state: int = 0, **labels: Any) -> dict[str, float]:
+        """Each objective's InfoNCE loss on (held-out) data, with positive pairs drawn as in training.
+
+        Parameters
+        ----------
+        neural : array of shape (T, N)
+            New data (e.g. a later segment of the recording); read whole.
+        n_batches : int, default 10
+            Batches averaged; each draws references, negatives and positives as ``fit`` does.
+        batch_size : int, optional
+            References per batch; default: the estimator's ``batch_size``, capped by the usable
+            reference time points of ``neural``.
+        random_state : int, default 0
+            Seeds the batches: the same value scores two models on the same pairs.
+        **labels : arrays of shape (T,) or (T, d)
+            The labels the objectives use, on the same time points as ``neural``.
+
+        Returns
+        -------
+        dict of objective name -> float
+            Mean loss over the batches (lower is better; comparable between models only at the same
+            batch size and temperature).
+        """
+        self._check_is_fitted()
+        if not is_int(n_batches, 1):
+            raise ValueError(f"n_batches must be an int >= 1; got {n_batches!r}")
+        if batch_size is not None and not is_int(batch_size, 1):
+            raise ValueError(f"batch_size must be None or an int >= 1; got {batch_size!r}")
+        data = TimeSeries.from_arrays(self._check_neural(neural), **labels)
+        self._check_labels_for_objectives(data, labels)
+        generator = torch.Generator().manual_seed(random_state)
+        sampler = self._make_sampler(data, self.encoder_, generator)
+        sampler.batch_size = min(batch_size or self.batch_size, sampler.reference_domain.size)
+        losses = evaluate_losses(self.encoder_, self._heads, sampler, data.tensor(self._device_of_model()), n_batches)
+        return {head.name: float(value) for head, value in zip(self._heads, losses)}
 
     def attribution_map(self, neural: Any, method: str = "ing", *, num_samples: int | None = None,
                         lags: str = "sum", batch_size: int = 1024, random_state: int | None = 0,

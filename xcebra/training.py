@@ -28,7 +28,7 @@ from .objectives import Embedder
 from .regularizers import draw_projections, jacobian_penalty, ramp_weight
 from .sampling import BatchIndex, BatchSampler, Domain
 
-__all__ = ["LossHead", "TrainingPlan", "DivergenceError", "fit", "embed_indices"]
+__all__ = ["LossHead", "TrainingPlan", "DivergenceError", "fit", "embed_indices", "evaluate_losses"]
 
 logger = logging.getLogger("xcebra")
 CHECKPOINT_FORMAT = "xcebra-checkpoint"
@@ -108,6 +108,27 @@ def embed_indices(embedder: Embedder, neural: torch.Tensor, index: torch.Tensor,
 def _losses(heads: Sequence[LossHead], z_ref, z_neg, z_pos) -> list[torch.Tensor]:
     return [infonce(z_ref[:, h.dims], zp[:, h.dims], z_neg[:, h.dims], h.similarity, h.temperature())
             for h, zp in zip(heads, z_pos)]
+
+
+def evaluate_losses(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, neural: torch.Tensor,
+                    n_batches: int) -> list[float]:
+    """Each head's InfoNCE loss averaged over ``n_batches`` batches of ``sampler`` on ``neural`` (no gradients)."""
+    totals = [0.0] * len(heads)
+    was_training = embedder.training
+    embedder.eval()
+    try:
+        with torch.no_grad():
+            sequence = neural.T.contiguous()[None] if embedder.window > 1 else None
+            for _ in range(n_batches):
+                batch = sampler.sample()
+                index = torch.cat([batch.reference, batch.negative, *batch.positives]).to(neural.device)
+                z = embed_indices(embedder, neural, index, "auto", sequence)
+                z_ref, z_neg, *z_pos = z.split(len(batch.reference))
+                for k, loss in enumerate(_losses(heads, z_ref, z_neg, z_pos)):
+                    totals[k] += float(loss) / n_batches
+    finally:
+        embedder.train(was_training)
+    return totals
 
 
 def _fingerprint_data(neural: torch.Tensor, labels: dict) -> str:
