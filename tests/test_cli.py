@@ -245,7 +245,7 @@ def test_usage_errors_exit_2(argv, capsys):
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", ["demo", "fit", "embed", "attribute", "report"])
+@pytest.mark.parametrize("command", ["demo", "fit", "fit-many", "embed", "attribute", "report"])
 def test_help_of_every_command_shows_an_example(command, capsys):
     assert main([command, "--help"]) == 0
     out = capsys.readouterr().out
@@ -255,10 +255,10 @@ def test_help_of_every_command_shows_an_example(command, capsys):
 def test_main_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("demo", "fit", "embed", "attribute", "report"):
+    for command in ("demo", "fit", "fit-many", "embed", "attribute", "report"):
         assert command in out
-    assert set(build_parser()._subparsers._group_actions[0].choices) == {"demo", "fit", "embed", "attribute",
-                                                                         "report"}
+    assert set(build_parser()._subparsers._group_actions[0].choices) == {"demo", "fit", "fit-many", "embed",
+                                                                         "attribute", "report"}
 
 
 def test_debug_shows_the_traceback(files, tmp_path):
@@ -304,3 +304,108 @@ def test_fit_from_nwb(tmp_path, recording):
     emb = tmp_path / "e.npy"
     assert main(["embed", str(out), str(path), "--neural", "acquisition/spikes", "--out", str(emb)]) == 0
     assert np.load(emb).shape == (300, 4)
+
+
+# ---------------------------------------------------------------------------------------------- fit-many
+_MODEL_TABLE = """
+[model]
+model = "offset5"
+output_dim = 4
+hidden_units = 8
+batch_size = 32
+max_steps = 4
+random_state = 0
+num_threads = 1
+[[model.objectives]]
+name = "behavior"
+dims = [0, 3]
+distribution = "time_delta"
+label = "position"
+[[model.objectives]]
+name = "time"
+dims = [0, 4]
+distribution = "time"
+time_offset = 10
+"""
+
+
+def _manifest(root, entries, head='out_dir = "models"\n'):
+    fits = "".join(f'[[fit]]\ndata = "{data}"\nneural = "spikes"\nlabels = {{ position = "pos" }}\n' for data in entries)
+    path = root / "sessions.toml"
+    path.write_text(head + _MODEL_TABLE + fits)
+    return path
+
+
+def test_fit_many_fits_each_recording_and_a_rerun_reads_them(files, recording, tmp_path):
+    """The installed command (Dask workers are spawned processes): a failed fit is reported per job, the
+    finished models are kept, and a rerun reads them instead of fitting again."""
+    neural, position = recording
+    np.savez(tmp_path / "a.npz", spikes=neural, pos=position)
+    np.savez(tmp_path / "b.npz", spikes=neural[:250], pos=position[:250])
+    command = [str(__import__("pathlib").Path(sys.executable).with_name("xcebra")), "fit-many",
+               str(_manifest(tmp_path, ["a.npz", "b.npz", "missing.npz"])), "--workers", "1", "-q"]
+    failed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1, failed.stderr[-2000:]
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("xcebra: error:")]
+    assert errors[0].startswith("xcebra: error: 1 of 3 fits failed; the 2 finished models are in")
+    assert "job 2: ValueError" in errors[1] and "missing.npz" in errors[1]
+    index = json.loads((tmp_path / "models" / "index.json").read_text())
+    assert sorted(v["neural"].rsplit("/", 1)[-1] for v in index.values()) == ["a.npz['spikes']", "b.npz['spikes']"]
+    command[2] = str(_manifest(tmp_path, ["a.npz", "b.npz"]))
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    lines = again.stdout.splitlines()
+    assert len(lines) == 3 and all("(read (already fitted))" in line for line in lines[:2])
+    params = xcebra.cli.load_manifest(tmp_path / "sessions.toml")[0]
+    for line, (n, p) in zip(lines, [(neural, position), (neural[:250], position[:250])]):
+        written = xcebra.XCEBRA.load(line.split(" -> ")[1].split(" (")[0])
+        expected = xcebra.XCEBRA(**params, verbose=False).fit(n, position=p)
+        for name, tensor in expected.encoder_.state_dict().items():
+            assert torch_equal(written.encoder_.state_dict()[name], tensor)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+    return bool(torch.equal(a, b))
+
+
+def test_load_manifest_resolves_paths_and_reads_a_config_file(files, tmp_path):
+    (tmp_path / "model.toml").write_text(_MODEL_TABLE.replace("[model]", "").replace("model.objectives", "objectives"))
+    path = _manifest(tmp_path, ["a.npz"], head='config = "model.toml"\nretries = 5\n')
+    path.write_text(path.read_text().replace(_MODEL_TABLE, ""))
+    params, jobs, settings = xcebra.cli.load_manifest(path)
+    assert params["max_steps"] == 4 and [o.name for o in params["objectives"]] == ["behavior", "time"]
+    assert jobs == [{"neural": (str(tmp_path / "a.npz"), "spikes"), "position": (str(tmp_path / "a.npz"), "pos")}]
+    assert settings == {"out_dir": str(tmp_path / "models"), "retries": 5}
+
+
+@pytest.mark.parametrize("text, message", [
+    ('out_dir = "m"\nworkers = 3\n' + _MODEL_TABLE, "has unknown key(s) workers"),
+    ('out_dir = "m"\n[[fit]]\ndata = "a.npz"\nneural = "spikes"\n', "has no model"),
+    ('config = "model.toml"\n' + _MODEL_TABLE, "either as config = FILE or as a [model] table"),
+    (_MODEL_TABLE, "needs one [[fit]] table per recording"),
+    (_MODEL_TABLE + '[[fit]]\ndata = "a.npz"\n', "fit[0] needs neural"),
+    (_MODEL_TABLE + '[[fit]]\ndata = "a.npz"\nneural = "s"\nlabels = { position = 3 }\n', "fit[0].labels must be"),
+    (_MODEL_TABLE + '[[fit]]\ndata = "a.npz"\nneural = "s"\nlabels = { neural = "x" }\n', "'neural' is reserved"),
+    (_MODEL_TABLE.replace('max_steps = 4', 'max_stepz = 4') + '[[fit]]\ndata = "a"\nneural = "s"\n',
+     "[model] has unknown key(s) max_stepz"),
+])
+def test_fit_many_manifest_errors_exit_1_with_one_line(tmp_path, capsys, text, message):
+    path = tmp_path / "sessions.toml"
+    path.write_text(text)
+    assert main(["fit-many", str(path), "-q"]) == 1
+    (line,) = _error_lines(capsys)
+    assert "sessions.toml" in line and message in line
+
+
+def test_slurm_arguments_are_typed():
+    from xcebra.cli import _slurm_arguments
+    assert _slurm_arguments(["cores=4", "memory=16GB", "walltime=02:00:00", "processes=1", "death_timeout=60.5"]) == {
+        "cores": 4, "memory": "16GB", "walltime": "02:00:00", "processes": 1, "death_timeout": 60.5}
+    with pytest.raises(ValueError, match="--slurm takes KEY=VALUE"):
+        _slurm_arguments(["cores"])
+
+
+def test_fit_many_scheduler_and_slurm_exclude_each_other(tmp_path, capsys):
+    assert main(["fit-many", "m.toml", "--scheduler", "tcp://127.0.0.1:1", "--slurm", "cores=1"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -7,6 +7,7 @@ sets that fail on purpose are objects with ``__array__`` whose class is pickled 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -91,7 +92,11 @@ def test_fit_many_retries_a_failure_and_matches_single_process_fits(client, tmp_
         path = parallel.model_path(tmp_path / "models", estimator, neural, position=position)
         assert path.is_file()
         _assert_same_weights(xcebra.XCEBRA.load(path), single)
-    assert len(list((tmp_path / "models").iterdir())) == 3
+    assert len(list((tmp_path / "models").glob("*.xcebra"))) == 3
+    index = json.loads((tmp_path / "models" / parallel.INDEX_NAME).read_text())
+    assert sorted(index) == sorted(p.name for p in (tmp_path / "models").glob("*.xcebra"))
+    assert sorted(entry["neural"] for entry in index.values()) == ["FlakyArray", "array of shape (600, 10)",
+                                                                    "array of shape (600, 10)"]
 
 
 def test_fit_many_rerun_reads_finished_models_instead_of_fitting(client, tmp_path):

@@ -1,4 +1,4 @@
-"""The ``xcebra`` command: ``demo``, ``fit``, ``embed``, ``attribute`` and ``report``.
+"""The ``xcebra`` command: ``demo``, ``fit``, ``fit-many``, ``embed``, ``attribute`` and ``report``.
 
 Every subcommand's ``--help`` ends with an example. Data files are ``.npz``, ``.npy``, ``.h5`` /
 ``.hdf5`` or ``.nwb`` (see :mod:`xcebra.datasets.io`); arrays are named by ``--neural KEY`` and
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["main", "build_parser", "load_config"]
+__all__ = ["main", "build_parser", "load_config", "config_from_table", "load_manifest"]
 
 logger = logging.getLogger("xcebra")
 
@@ -59,11 +59,29 @@ distribution = "time"
 time_offset = 10
 """
 
+_EXAMPLE_MANIFEST = """\
+# sessions.toml: where the models go, the model (as in a --config file), one [[fit]] per recording
+out_dir = "models"
+retries = 2
+config = "model.toml"          # or the parameters inline in a [model] table
+
+[[fit]]
+data = "mouse1_day1.npz"
+neural = "spikes"
+labels = { position = "pos" }
+
+[[fit]]
+data = "mouse1_day2.h5"
+neural = "data/spikes"
+labels = { position = "behavior/xy" }
+"""
+
 _EPILOGS = {
     "main": """\
 examples:
   xcebra demo --quick --out demo_out
   xcebra fit rec.npz --neural spikes --label position=pos --out model.xcebra
+  xcebra fit-many sessions.toml --slurm cores=4 memory=16GB --jobs 8
   xcebra embed model.xcebra rec.npz --neural spikes --out embedding.npy
   xcebra attribute model.xcebra rec.npz --neural spikes --method ing --out map.npz
   xcebra report model.xcebra rec.npz --neural spikes --label position=pos --cell-types types \\
@@ -88,6 +106,19 @@ label (time_delta positives) and a time objective on all dims (offset 10); witho
 the time objective. Command-line options override the config file. A config file:
 
 {_EXAMPLE_CONFIG}""",
+    "fit-many": f"""\
+example:
+  xcebra fit-many sessions.toml                           # a local cluster, one worker per core
+  xcebra fit-many sessions.toml --scheduler tcp://10.0.0.5:8786
+  xcebra fit-many sessions.toml --slurm cores=4 memory=16GB walltime=02:00:00 --jobs 8
+
+Fits one model per [[fit]] table of the manifest, as parallel Dask tasks, and writes each to the
+output directory as it finishes (named by a hash of its data and parameters; DIR/index.json says
+which is which). A rerun skips the fits whose model is already there. --slurm starts workers as
+SLURM jobs (dask-jobqueue's SLURMCluster; KEY=VALUE are its arguments). Paths in the manifest are
+relative to it. A manifest:
+
+{_EXAMPLE_MANIFEST}""",
     "embed": """\
 example:
   xcebra embed model.xcebra rec.npz --neural spikes --out embedding.npy
@@ -176,6 +207,20 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--checkpoint-every", type=int, default=100, metavar="STEPS", help="default: 100")
     _common(fit)
 
+    many = sub.add_parser("fit-many", help="fit one model per recording of a manifest, in parallel (Dask)",
+                          description="Fit XCEBRA models to many recordings as parallel tasks on a Dask cluster: "
+                                      "local, an existing scheduler, or SLURM jobs.",
+                          epilog=_EPILOGS["fit-many"], formatter_class=formatter)
+    many.add_argument("manifest", metavar="MANIFEST.toml", help="out_dir, the model, and one [[fit]] per recording")
+    where = many.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786")
+    where.add_argument("--slurm", nargs="+", metavar="KEY=VALUE",
+                       help="start workers as SLURM jobs: dask_jobqueue.SLURMCluster(KEY=VALUE, ...)")
+    many.add_argument("--jobs", type=int, metavar="N", help="with --slurm: SLURM jobs to start (default: one per fit)")
+    many.add_argument("--workers", type=int, metavar="N", help="local cluster: worker processes (default: one per core)")
+    many.add_argument("--out", metavar="DIR", help="output directory (overrides out_dir of the manifest)")
+    _common(many)
+
     embed = sub.add_parser("embed", help="embed every time point of a recording with a fitted model",
                            description="Write the embedding (time points x output_dim) of DATA.",
                            epilog=_EPILOGS["embed"], formatter_class=formatter)
@@ -259,28 +304,36 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
     Raises ValueError (one line, naming the file) for unreadable TOML, unknown keys or bad objectives.
     """
+    return config_from_table(_read_toml(path, "config"), f"config {str(path)!r}")
+
+
+def _read_toml(path: str | Path, what: str) -> dict[str, Any]:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         try:
             import tomli as tomllib  # type: ignore[no-redef]
         except ModuleNotFoundError as error:
-            raise ImportError("reading --config on Python 3.10 needs tomli: pip install tomli") from error
-    from .objectives import Objective
-
+            raise ImportError(f"reading a {what} file on Python 3.10 needs tomli: pip install tomli") from error
     path = Path(path)
     try:
         with open(path, "rb") as handle:
-            raw = tomllib.load(handle)
+            return tomllib.load(handle)
     except OSError as error:
-        raise ValueError(f"cannot read config {str(path)!r}: {error.strerror or error}") from None
+        raise ValueError(f"cannot read {what} {str(path)!r}: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"config {str(path)!r} is not valid TOML: {error}") from None
+        raise ValueError(f"{what} {str(path)!r} is not valid TOML: {error}") from None
+
+
+def config_from_table(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """XCEBRA keyword arguments from a parsed config table (``where`` names it in error messages)."""
+    from .objectives import Objective
+
     if "xcebra" in raw and isinstance(raw["xcebra"], dict):  # also accept everything under an [xcebra] table
         raw = {**raw["xcebra"], **{k: v for k, v in raw.items() if k != "xcebra"}}
     unknown = sorted(set(raw) - set(_CONFIG_PARAMETERS) - {"objectives"})
     if unknown:
-        raise ValueError(f"config {str(path)!r} has unknown key(s) {', '.join(unknown)}; allowed: "
+        raise ValueError(f"{where} has unknown key(s) {', '.join(unknown)}; allowed: "
                          f"{', '.join(_CONFIG_PARAMETERS)}, objectives")
     params = {k: v for k, v in raw.items() if k != "objectives"}
     if isinstance(params.get("regularizer_ramp"), list):
@@ -288,22 +341,22 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if "objectives" in raw:
         tables = raw["objectives"]
         if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
-            raise ValueError(f"config {str(path)!r}: objectives must be an array of tables ([[objectives]]), "
+            raise ValueError(f"{where}: objectives must be an array of tables ([[objectives]]), "
                              "one per objective")
         objectives = []
         for i, table in enumerate(tables):
             bad = sorted(set(table) - set(_OBJECTIVE_FIELDS))
             if bad:
-                raise ValueError(f"config {str(path)!r}: objectives[{i}] has unknown key(s) {', '.join(bad)}; "
+                raise ValueError(f"{where}: objectives[{i}] has unknown key(s) {', '.join(bad)}; "
                                  f"allowed: {', '.join(_OBJECTIVE_FIELDS)}")
             missing = [k for k in ("name", "dims", "distribution") if k not in table]
             if missing:
-                raise ValueError(f"config {str(path)!r}: objectives[{i}] needs {', '.join(missing)}")
+                raise ValueError(f"{where}: objectives[{i}] needs {', '.join(missing)}")
             try:
                 objectives.append(Objective(**{**table, "dims": tuple(table["dims"])
                                                if isinstance(table["dims"], list) else table["dims"]}))
             except (TypeError, ValueError) as error:
-                raise ValueError(f"config {str(path)!r}: objectives[{i}]: {error}") from None
+                raise ValueError(f"{where}: objectives[{i}]: {error}") from None
         params["objectives"] = objectives
     return params
 
@@ -417,6 +470,108 @@ def _cmd_fit(args) -> int:
     return 0
 
 
+_MANIFEST_KEYS = ("out_dir", "retries", "config", "model", "fit")
+_FIT_KEYS = ("data", "neural", "labels")
+
+
+def load_manifest(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """Read a fit-many manifest: (XCEBRA keyword arguments, jobs for :func:`xcebra.parallel.fit_many`, settings).
+
+    Paths in it are relative to the manifest's folder. Raises ValueError (one line, naming the file
+    and the entry) for unknown keys, a missing ``[[fit]]`` array or entries without ``data`` / ``neural``.
+    """
+    path = Path(path)
+    raw = _read_toml(path, "manifest")
+    where = f"manifest {str(path)!r}"
+    unknown = sorted(set(raw) - set(_MANIFEST_KEYS))
+    if unknown:
+        raise ValueError(f"{where} has unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_MANIFEST_KEYS)}")
+    if "config" in raw and "model" in raw:
+        raise ValueError(f"{where}: give the model either as config = FILE or as a [model] table, not both")
+    base = path.parent
+    if "config" in raw:
+        params = load_config(base / raw["config"])
+    elif isinstance(raw.get("model"), dict):
+        params = config_from_table(raw["model"], f"{where} [model]")
+    else:
+        raise ValueError(f"{where} has no model: add config = \"model.toml\" or a [model] table with the XCEBRA "
+                         "parameters and [[model.objectives]]")
+    if "objectives" not in params:
+        raise ValueError(f"{where}: the model needs its objectives ([[objectives]] tables, see 'xcebra fit --help')")
+    fits = raw.get("fit")
+    if not isinstance(fits, list) or not fits or not all(isinstance(f, dict) for f in fits):
+        raise ValueError(f"{where} needs one [[fit]] table per recording, each with data and neural")
+    jobs = []
+    for i, entry in enumerate(fits):
+        bad = sorted(set(entry) - set(_FIT_KEYS))
+        if bad:
+            raise ValueError(f"{where}: fit[{i}] has unknown key(s) {', '.join(bad)}; allowed: {', '.join(_FIT_KEYS)}")
+        missing = [k for k in ("data", "neural") if k not in entry]
+        if missing:
+            raise ValueError(f"{where}: fit[{i}] needs {' and '.join(missing)}")
+        labels = entry.get("labels", {})
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise ValueError(f"{where}: fit[{i}].labels must be a table of NAME = \"KEY\", e.g. {{ position = \"pos\" }}")
+        data = str((base / entry["data"]).resolve())
+        try:
+            _parse_labels([f"{name}={key}" for name, key in labels.items()])  # the same rules as --label
+        except ValueError as error:
+            raise ValueError(f"{where}: fit[{i}].labels: {str(error).replace('--label name ', 'name ')}") from None
+        jobs.append({"neural": (data, entry["neural"]), **{name: (data, key) for name, key in labels.items()}})
+    settings = {"out_dir": str((base / raw.get("out_dir", "models")).resolve()), "retries": raw.get("retries", 2)}
+    return params, jobs, settings
+
+
+def _slurm_arguments(items: Sequence[str]) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"--slurm takes KEY=VALUE arguments of SLURMCluster (e.g. cores=4 memory=16GB); got {item!r}")
+        for convert in (int, float):
+            try:
+                arguments[key.strip()] = convert(value)
+                break
+            except ValueError:
+                continue
+        else:
+            arguments[key.strip()] = value
+    return arguments
+
+
+def _cmd_fit_many(args) -> int:
+    import contextlib
+
+    from . import parallel
+    from .estimator import XCEBRA
+
+    params, jobs, settings = load_manifest(args.manifest)
+    out_dir = args.out or settings["out_dir"]
+    estimator = XCEBRA(**{**params, "verbose": not args.quiet})
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.scheduler:
+            from distributed import Client
+            client = stack.enter_context(Client(args.scheduler))
+        elif args.slurm:
+            try:
+                from dask_jobqueue import SLURMCluster
+            except ModuleNotFoundError as error:
+                raise ImportError('--slurm needs dask-jobqueue: pip install "xcebra[dask]"') from error
+            from distributed import Client
+            cluster = stack.enter_context(SLURMCluster(**_slurm_arguments(args.slurm)))
+            cluster.scale(jobs=args.jobs or len(jobs))
+            client = stack.enter_context(Client(cluster))
+        elif args.workers:
+            client = stack.enter_context(parallel.local_client(n_workers=args.workers))
+        outcomes = parallel._fit_many(estimator, jobs, client, out_dir, settings["retries"], not args.quiet)
+    for i, (job, outcome) in enumerate(zip(jobs, outcomes)):
+        what = "read (already fitted)" if outcome.skipped else f"fitted in {outcome.seconds:.1f} s"
+        print(f"fit {i}: {job['neural'][0]} -> {outcome.path} ({what})")
+    print(f"{len(outcomes)} models in {out_dir} (index: {Path(out_dir) / parallel.INDEX_NAME})")
+    return 0
+
+
 def _cmd_embed(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".npy", ".npz"):
@@ -485,7 +640,7 @@ def _cmd_report(args) -> int:
     return 0
 
 
-_COMMANDS = {"demo": _cmd_demo, "fit": _cmd_fit, "embed": _cmd_embed, "attribute": _cmd_attribute,
+_COMMANDS = {"demo": _cmd_demo, "fit": _cmd_fit, "fit-many": _cmd_fit_many, "embed": _cmd_embed, "attribute": _cmd_attribute,
              "report": _cmd_report}
 _handler: logging.Handler | None = None
 
@@ -519,8 +674,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     from sklearn.exceptions import NotFittedError
 
+    from .parallel import FitManyError
+
     try:
         return _COMMANDS[args.command](args)
+    except FitManyError as error:  # one line per failed fit
+        if args.debug:
+            raise
+        for line in str(error).splitlines():
+            print(f"xcebra: error: {' '.join(line.split())}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if args.debug:
             raise

@@ -29,6 +29,7 @@ import hashlib
 import itertools
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["fit_many", "sweep", "attribution_map", "local_client", "FitManyError", "SweepResult", "model_path"]
+__all__ = ["fit_many", "sweep", "attribution_map", "local_client", "FitManyError", "SweepResult", "model_path",
+           "INDEX_NAME"]
 
 logger = logging.getLogger("xcebra")
 
@@ -103,8 +105,31 @@ def _worker_threads() -> int:
 
 
 def _set_task_threads(num_threads: int | None) -> None:
+    """Prepare this worker process for a task: torch threads, and the allocator (see below)."""
     import torch
     torch.set_num_threads(num_threads if num_threads is not None else _worker_threads())
+    _restore_allocator_thresholds()
+
+
+def _restore_allocator_thresholds() -> None:
+    """Undo the effect of ``MALLOC_TRIM_THRESHOLD_`` on glibc's allocator in this process.
+
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (to hand memory back to the OS
+    sooner). Setting it switches off glibc's dynamic mmap threshold, so every allocation above 128 KiB (most
+    activations and gradients of a training step) becomes a fresh ``mmap`` and page faults again: training
+    steps of the small MLP setting ran 2x slower in workers than in a plain process (measured here: 15.5 ms
+    against 8.5 ms for the same ops). Large thresholds let freed blocks be reused, as in a plain process.
+    """
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (e.g. musl): nothing to restore
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 64 << 20)
+    libc.mallopt(m_trim_threshold, 128 << 20)
 
 
 def _task_progress(futures: Sequence[Any], verbose: bool, desc: str) -> None:
@@ -136,9 +161,11 @@ def _file_and_key(role: str, value: Any) -> tuple[str, str]:
 
 
 def _describe(value: Any) -> str:
+    """A job's entry for people: ``file[key]`` or ``array of shape (T, N)``."""
+    if _is_path(value):
+        return os.fspath(value)
     if _is_file_spec(value):
-        path, key = _file_and_key("?", value) if not _is_path(value) else (os.fspath(value), "")
-        return f"{path}[{key!r}]" if key else path
+        return f"{os.fspath(value[0])}[{value[1]!r}]"
     shape = getattr(value, "shape", None)
     return f"array of shape {tuple(shape)}" if shape is not None else type(value).__name__
 
@@ -261,6 +288,8 @@ def fit_many(estimator: Any, datasets: Sequence[Mapping[str, Any]], client: Any 
     out_dir : path, optional
         Write each model there as it finishes (atomically), named by a hash of its data and parameters
         (:func:`model_path`). A job whose file is already there is not fitted again: its model is read.
+        ``out_dir/index.json`` records which data (files and keys, or array shapes) each model file was
+        fitted to.
     retries : int, default 2
         Times a task that raised an exception is run again before its job counts as failed. A task whose
         worker process died (killed, out of memory) is moved to another worker by the scheduler, up to
@@ -288,6 +317,13 @@ def fit_many(estimator: Any, datasets: Sequence[Mapping[str, Any]], client: Any 
     ...                                           {"neural": "s2.npy", "position": ("s2.npz", "pos")}],
     ...                                   out_dir="models/")  # doctest: +SKIP
     """
+    outcomes = _fit_many(estimator, datasets, client, out_dir, retries, verbose)
+    return [outcome.model for outcome in outcomes]
+
+
+def _fit_many(estimator: Any, datasets: Sequence[Mapping[str, Any]], client: Any, out_dir: str | os.PathLike | None,
+              retries: int, verbose: bool | None) -> list[_FitOutcome]:
+    """:func:`fit_many` with each job's outcome (model, file, whether it was read instead of fitted, seconds)."""
     from sklearn.base import clone
 
     from ._validation import is_int
@@ -302,7 +338,7 @@ def fit_many(estimator: Any, datasets: Sequence[Mapping[str, Any]], client: Any 
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         out = os.fspath(Path(out_dir).resolve())
-    models: list = [None] * len(jobs)
+    outcomes: list = [None] * len(jobs)
     failures: dict[int, BaseException] = {}
     with _client_or_local(client) as active:
         futures = [active.submit(_fit_task, clone(template), job, out, retries=retries, pure=False,
@@ -314,12 +350,38 @@ def fit_many(estimator: Any, datasets: Sequence[Mapping[str, Any]], client: Any 
             except Exception as error:  # noqa: BLE001 - reported per job below
                 failures[i] = error
                 continue
-            models[i] = outcome.model
+            outcomes[i] = outcome
             logger.info("fit_many: job %d %s in %.1f s%s", i, "read" if outcome.skipped else "fitted",
                         outcome.seconds, f" ({outcome.path})" if outcome.path else "")
+    if out is not None:
+        _update_index(Path(out), jobs, outcomes)
     if failures:
-        raise FitManyError(failures, models, out)
-    return models
+        raise FitManyError(failures, [None if o is None else o.model for o in outcomes], out)
+    return outcomes
+
+
+#: the file in ``out_dir`` that tells which model file holds which job's model
+INDEX_NAME = "index.json"
+
+
+def _update_index(out_dir: Path, jobs: list[dict], outcomes: list) -> None:
+    """Record in ``out_dir/index.json`` what data each model file was fitted to (atomic; earlier entries kept)."""
+    import json
+
+    from ._files import atomic_write_bytes
+
+    path = out_dir / INDEX_NAME
+    try:
+        index = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        logger.warning("fit_many: %s could not be read; it is written anew", path)
+        index = {}
+    if not isinstance(index, dict):
+        index = {}
+    for job, outcome in zip(jobs, outcomes):
+        if outcome is not None and outcome.path is not None:
+            index[Path(outcome.path).name] = {role: _describe(value) for role, value in job.items()}
+    atomic_write_bytes(path, (json.dumps(index, indent=1, sort_keys=True) + "\n").encode())
 
 
 # ---------------------------------------------------------------------------------------------- sweep
