@@ -118,6 +118,20 @@ def test_fit_many_rerun_reads_finished_models_instead_of_fitting(client, tmp_pat
     assert len(other[0].log_["loss"]) == 31
 
 
+def test_a_damaged_model_file_is_refused_not_overwritten(client, tmp_path):
+    neural, position = _data(0)
+    estimator = _estimator(max_steps=5)
+    parallel.fit_many(estimator, [{"neural": neural, "position": position}], client=client, out_dir=tmp_path)
+    path = parallel.model_path(tmp_path, estimator, neural, position=position)
+    damaged = bytearray(path.read_bytes())
+    damaged[-10] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(parallel.FitManyError, match="delete .* to fit this job again"):
+        parallel.fit_many(estimator, [{"neural": neural, "position": position}], client=client, out_dir=tmp_path,
+                          retries=0)
+    assert path.read_bytes() == bytes(damaged)
+
+
 def test_a_killed_worker_loses_no_finished_result(client, tmp_path):
     recordings = [_data(seed) for seed in range(2)]
     killer = FlakyArray(recordings[1][0], str(tmp_path / "kills"), failures=10 ** 6, kill=True)
