@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 THREADS ?= 2
 
-.PHONY: demo demo-quick test test-all bench bench-env browser clean
+.PHONY: demo demo-quick test test-all bench bench-scale bench-env browser clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -60,3 +60,6 @@ $(BENCH_VENV)/.installed:
 
 bench: $(VENV)/.installed-test
 	OMP_NUM_THREADS=$(THREADS) $(PY) benchmarks/speed.py --out benchmarks/results
+
+bench-scale: $(VENV)/.installed-test
+	OMP_NUM_THREADS=$(THREADS) $(PY) benchmarks/scale.py --workers $(THREADS) --out benchmarks/results
