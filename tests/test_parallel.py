@@ -269,6 +269,13 @@ def test_sweep_ranks_by_a_loss_with_lower_better(client):
                        key=lambda p: next(r["loss/time"] for r in rows if r["learning_rate"] == p["learning_rate"]))
 
 
+def test_sweep_table_is_a_list_of_dicts_without_pandas(monkeypatch):
+    rows = [{"regularizer_weight": 0.0, "score": 0.5, "rank": 1}]
+    assert type(parallel._table(rows)).__name__ == "DataFrame"
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now fails
+    assert parallel._table(rows) == rows
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(cv=[(np.array([0, 1, 5]), np.arange(10, 20))]), "train indices must be one contiguous"),
     (dict(cv=[(np.arange(0, 100), np.arange(590, 610))]), r"test indices 590..609 are outside 0..599"),

@@ -472,7 +472,7 @@ def _default_scoring(estimator: Any) -> str:
 def _table(rows: list[dict]) -> Any:
     try:
         import pandas
-    except ModuleNotFoundError:
+    except ImportError:
         return rows
     return pandas.DataFrame(rows)
 
