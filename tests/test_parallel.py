@@ -281,6 +281,8 @@ def test_sweep_table_is_a_list_of_dicts_without_pandas(monkeypatch):
     (dict(cv=[(np.arange(0, 100), np.arange(590, 610))]), r"test indices 590..609 are outside 0..599"),
     (dict(cv="time"), "cv must be an int >= 2"),
     (dict(scoring="accuracy"), "scoring must name a column"),
+    (dict(scoring="r2/behaviour/position"), r"scoring 'r2/behaviour/position' is not a metric of the configuration "
+                                            r"\{'max_steps': 1\}; it has loss/behavior, loss/time, r2/behavior/position"),
     (dict(n_batches=0), "n_batches must be an int >= 1; got 0"),
 ])
 def test_sweep_rejects_bad_arguments_before_fitting(kwargs, message):

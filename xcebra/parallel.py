@@ -540,11 +540,13 @@ def sweep(estimator: Any, param_grid: Mapping[str, Sequence] | Sequence[Mapping[
     if not is_int(n_batches, 1):
         raise ValueError(f"n_batches must be an int >= 1; got {n_batches!r}")
     grid = list(ParameterGrid(param_grid))
-    configurations = []
+    configurations, metric_names = [], []
     for params in grid:
         candidate = clone(estimator).set_params(**params, verbose=False)
-        candidate._validate_params()
+        layout = candidate._validate_params()
         configurations.append(candidate)
+        metric_names.append({f"loss/{o.name}" for o in candidate.objectives}
+                            | {f"r2/{block}/{label}" for block, _ in layout.blocks for label in labels})
     neural = np.asarray(neural)
     labels = {name: np.asarray(values) for name, values in labels.items()}
     from .data import TimeSeries
@@ -554,6 +556,10 @@ def sweep(estimator: Any, param_grid: Mapping[str, Sequence] | Sequence[Mapping[
     scoring = scoring or _default_scoring(estimator)
     if not (scoring.startswith("r2/") or scoring.startswith("loss/")):
         raise ValueError(f"scoring must name a column 'r2/<block>/<label>' or 'loss/<objective>'; got {scoring!r}")
+    for params, names in zip(grid, metric_names):  # before any fit: a typo must not cost a night of fits
+        if scoring not in names:
+            raise ValueError(f"scoring {scoring!r} is not a metric of the configuration {params}; it has "
+                             f"{', '.join(sorted(names))}")
     verbose = bool(estimator.verbose) if verbose is None else verbose
     with _client_or_local(client) as active:
         neural_future = active.scatter(neural, broadcast=True, hash=False)
@@ -573,9 +579,6 @@ def sweep(estimator: Any, param_grid: Mapping[str, Sequence] | Sequence[Mapping[
             row[metric] = float(values.mean())
             if metric != "fit_seconds":
                 row[f"{metric}_std"] = float(values.std())
-        if scoring not in row:
-            available = sorted(m for m in per_split[0] if m != "fit_seconds")
-            raise ValueError(f"scoring {scoring!r} is not a metric of this sweep; available: {', '.join(available)}")
         row["score"] = row[scoring] if scoring.startswith("r2/") else -row[scoring]
         rows.append(row)
     order = sorted(range(len(rows)), key=lambda i: -rows[i]["score"] if np.isfinite(rows[i]["score"]) else np.inf)
@@ -588,7 +591,7 @@ def _max_reach(estimator: Any) -> int:
     """Time points a sample reaches beyond its own: the encoder's window plus the largest time offset."""
     from .models import make_encoder
 
-    window = make_encoder(estimator.model, 1, estimator.hidden_units, estimator.output_dim).window
+    window = make_encoder(estimator.model, 1, 2, 1).window  # the window depends on the architecture only
     offsets = [o.distribution_options().get("time_offset", 0) for o in estimator.objectives
                if o.distribution == "time"]
     return window + max(offsets, default=0)
