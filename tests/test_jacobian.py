@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from xcebra.attribution import METHODS
-from xcebra.attribution.jacobian import per_time_attribution, pseudo_inverse, reduce_lags, window_jacobian
+from xcebra.attribution.jacobian import (lag_summed_jacobian, per_time_attribution, pseudo_inverse, reduce_lags,
+                                         window_jacobian)
 from xcebra.attribution.maps import AttributionMap, accumulate_map, select_time_points
 from xcebra.models import Offset1
 from xcebra.objectives import Embedder, Objective
@@ -54,6 +55,28 @@ def test_window_jacobian_matches_float64_finite_differences(embedder):
     torch.testing.assert_close(window_jacobian(model64, windows), fd, rtol=1e-6, atol=1e-8)
     # the float32 model agrees with the float64 reference to float32 precision
     torch.testing.assert_close(window_jacobian(embedder, windows.float()).double(), fd, rtol=2e-3, atol=2e-4)
+
+
+@pytest.mark.parametrize("name", ["offset1", "offset5", "offset10", "offset36"])
+def test_lag_summed_jacobian_equals_the_window_jacobian_summed_over_lags(name, embedder_factory):
+    model = embedder_factory(name, n_neurons=4, output_dim=3, objectives=_objectives(3)).eval()
+    windows = _windows(model, batch=6, seed=1)
+    expected = window_jacobian(model, windows).sum(-1)
+    got = lag_summed_jacobian(model, windows)
+    assert got.shape == (6, 3, 4) and not got.requires_grad
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+    # a module that does not take ``shift`` gets it added to its input: same result
+    class Plain(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)
+    torch.testing.assert_close(lag_summed_jacobian(Plain(model), windows), expected, rtol=1e-4, atol=1e-6)
+    before = [p.detach().clone() for p in model.parameters()]
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def test_window_jacobian_works_under_no_grad(embedder):
@@ -118,6 +141,28 @@ def test_pseudo_inverse_cuts_float32_round_off(solver):
     # float64 Jacobians keep float64's cutoff: the same small singular value is then a real one
     got64 = pseudo_inverse(torch.from_numpy(jac.astype(np.float64)), solver).numpy()
     np.testing.assert_allclose(got64[0], np.linalg.pinv(jac[0].astype(np.float64)).T, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dims, rank", [((14, 90), 14), ((14, 90), 12), ((9, 4), 4), ((6, 6), 5)])
+def test_pseudo_inverse_of_float32_jacobians_equals_lapack_svd_to_float64_precision(dims, rank):
+    """The Gram-matrix route for float32 Jacobians gives numpy's SVD pinv (same cutoff) to ~1e-12, full rank or not."""
+    rng = np.random.default_rng(3)
+    d, n = dims
+    jac = np.stack([rng.normal(size=(d, rank)) @ rng.normal(size=(rank, n)) * 10.0 ** rng.uniform(-3, 3)
+                    for _ in range(16)]).astype(np.float32)
+    got = pseudo_inverse(torch.from_numpy(jac), "svd").to(torch.float64)
+    cutoff = max(d, n) * np.finfo(np.float32).eps
+    for t in range(16):
+        expected = np.linalg.pinv(jac[t].astype(np.float64), rcond=cutoff).T
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(got[t].numpy(), expected, atol=1e-6 * scale)  # float32 output
+    exact64 = torch.from_numpy(jac.astype(np.float64))
+    # in float64 end to end (the helper on its own) the agreement is at round-off level
+    from xcebra.attribution.jacobian import _gram_pinv
+    ours = _gram_pinv(exact64, cutoff).numpy()
+    for t in range(16):
+        expected = np.linalg.pinv(jac[t].astype(np.float64), rcond=cutoff)
+        np.testing.assert_allclose(ours[t], expected, atol=1e-10 * np.abs(expected).max())
 
 
 def test_pseudo_inverse_unknown_solver():

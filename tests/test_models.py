@@ -86,3 +86,17 @@ def test_same_seed_same_weights():
 def test_make_encoder_errors(args, error, match):
     with pytest.raises(error, match=match):
         make_encoder(*args)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("extra", [0, 7])
+def test_shift_equals_adding_it_to_every_frame(name, extra):
+    """forward(x, shift) pushes the shift through the first layer: same as forward(x + shift), windows or sequences."""
+    torch.manual_seed(0)
+    encoder = make_encoder(name, 5, 16, 3)
+    x = torch.randn(4, 5, encoder.window + extra)
+    shift = torch.randn(4, 5)
+    torch.testing.assert_close(encoder(x, shift), encoder(x + shift[:, :, None]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(encoder(x, torch.zeros(4, 5)), encoder(x))
+    encoder.net = torch.nn.Identity() if name == "offset1" else encoder.net[:1]  # not a linear-first Sequential
+    torch.testing.assert_close(encoder(x, shift), encoder(x + shift[:, :, None]))

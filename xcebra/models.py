@@ -17,7 +17,14 @@ __all__ = ["Encoder", "Offset1", "ConvEncoder", "MODELS", "make_encoder"]
 
 
 class Encoder(nn.Module):
-    """Base class. Subclasses set ``window``, ``left`` and implement ``forward``."""
+    """Base class. Subclasses set ``window``, ``left`` and implement ``forward(x, shift=None)``.
+
+    ``shift`` (B, N), when given, is added to every frame of the window ``x`` (B, N, L). Both encoders
+    here start with a linear layer and push the shift through it analytically (``W x + (sum_k W_k) s``),
+    so the derivative of the embedding with respect to ``shift``, which is the Jacobian summed over lags
+    that ING inverts, costs no transposed convolution of the first layer (11% of the reverse passes of
+    ``offset10``) and no (D, N, window) tensor.
+    """
 
     window: int
     left: int
@@ -38,6 +45,13 @@ class Encoder(nn.Module):
         return self.left, self.right
 
 
+def _linear_first_layer(net: nn.Module, kind: type) -> nn.Module | None:
+    """``net[0]`` when ``net`` is a Sequential that starts with a layer of ``kind`` (a user may swap ``net``)."""
+    if isinstance(net, nn.Sequential) and len(net) > 1 and isinstance(net[0], kind):
+        return net[0]
+    return None
+
+
 class Offset1(Encoder):
     """Frame-wise MLP: N -> H -> H -> H/2 -> D with GELU; receptive field of one frame."""
 
@@ -54,9 +68,20 @@ class Offset1(Encoder):
             nn.Linear(half, output_dim),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, N, L) -> (B, D, L)."""
-        return self.net(x.transpose(1, 2)).transpose(1, 2)
+    def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, N, L) -> (B, D, L); ``shift`` (B, N) is added to every frame (see :class:`Encoder`)."""
+        batch, _, length = x.shape
+        frames = x.transpose(1, 2).reshape(batch * length, self.n_neurons)
+        first = _linear_first_layer(self.net, nn.Linear)
+        if shift is None:
+            out = self.net(frames)
+        elif first is None:
+            out = self.net(frames + shift.repeat_interleave(length, dim=0))
+        else:
+            moved = shift @ first.weight.T
+            hidden = first(frames) + (moved if length == 1 else moved.repeat_interleave(length, dim=0))
+            out = self.net[1:](hidden)
+        return out.reshape(batch, length, -1).transpose(1, 2)
 
 
 class _Residual(nn.Module):
@@ -90,9 +115,15 @@ class ConvEncoder(Encoder):
             nn.Conv1d(hidden_units, output_dim, last_kernel),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, N, L) -> (B, D, L - window + 1)."""
-        return self.net(x)
+    def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, N, L) -> (B, D, L - window + 1); ``shift`` (B, N) is added to every frame (see :class:`Encoder`)."""
+        if shift is None:
+            return self.net(x)
+        first = _linear_first_layer(self.net, nn.Conv1d)
+        if first is None:
+            return self.net(x + shift[:, :, None])
+        hidden = first(x) + (shift @ first.weight.sum(-1).T)[:, :, None]
+        return self.net[1:](hidden)
 
 
 def _offset5(n, h, d):

@@ -227,16 +227,19 @@ class Embedder(nn.Module):
     def left(self) -> int:
         return self.encoder.left
 
-    def forward(self, x: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, precision: str = "fp32", shift: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, N, L) -> (B, L - window + 1, D), float32.
 
         ``precision="bf16"`` runs the encoder under ``torch.autocast`` in bfloat16 (weights, accumulation
         and the block normalisation stay in float32); used only for training when asked for.
+        ``shift`` (B, N), optional: added to every frame of ``x`` (see :class:`xcebra.models.Encoder`).
         """
         if precision == "bf16":
             with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
                 z = self.encoder(x)
             z = z.float().transpose(1, 2)
+        elif shift is not None:
+            z = self.encoder(x, shift).transpose(1, 2)
         else:
             z = self.encoder(x).transpose(1, 2)
         if not any(self.normalized):

@@ -28,7 +28,7 @@ from .attribution.maps import AttributionMap
 from .data import sliding_windows
 from .models import MODELS, make_encoder
 from .objectives import Embedder
-from .training import DivergenceError
+from .training import DivergenceError, make_adam
 
 __all__ = ["SupervisedRegressor"]
 
@@ -221,7 +221,7 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
         targets = standardised[left:left + n_valid]  # the time point of window j is j + left
         generator = torch.Generator(device=device).manual_seed(seed)
         parameters = list(embedder.parameters()) + list(readout.parameters())
-        optimizer = torch.optim.Adam(parameters, lr=self.learning_rate)
+        optimizer = make_adam(parameters, self.learning_rate)
         losses = []
         embedder.train()
         readout.train()

@@ -28,7 +28,7 @@ from .objectives import Embedder
 from .regularizers import draw_projections, jacobian_penalty, ramp_weight
 from .sampling import BatchIndex, BatchSampler, Domain
 
-__all__ = ["LossHead", "TrainingPlan", "DivergenceError", "fit", "embed_indices", "evaluate_losses"]
+__all__ = ["LossHead", "TrainingPlan", "DivergenceError", "fit", "embed_indices", "evaluate_losses", "make_adam"]
 
 logger = logging.getLogger("xcebra")
 CHECKPOINT_FORMAT = "xcebra-checkpoint"
@@ -129,6 +129,13 @@ def evaluate_losses(embedder: Embedder, heads: Sequence[LossHead], sampler: Batc
     finally:
         embedder.train(was_training)
     return totals
+
+
+def make_adam(parameters: Sequence[torch.Tensor], learning_rate: float) -> torch.optim.Adam:
+    """Adam with torch's fused kernel where it has one (float32 on CPU or CUDA): one pass over each
+    parameter per step instead of a chain of element-wise operations."""
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in parameters)
+    return torch.optim.Adam(parameters, lr=learning_rate, fused=fused or None)
 
 
 def _fingerprint_data(neural: torch.Tensor, labels: dict) -> str:
@@ -336,7 +343,7 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
     """
     heads_module = torch.nn.ModuleList([h.temperature for h in heads])
     parameters = list(embedder.parameters()) + [p for p in heads_module.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(parameters, lr=plan.learning_rate)
+    optimizer = make_adam(parameters, plan.learning_rate)
     log: dict[str, list] = {"loss": [], "regularizer": [], "regularizer_weight": [], "seconds": []}
     for h in heads:
         log[f"loss/{h.name}"] = []
