@@ -10,16 +10,11 @@ from torch import nn
 __all__ = ["infonce", "Temperature"]
 
 
-def _similarity(a: torch.Tensor, b: torch.Tensor, kind: str, pairwise: bool) -> torch.Tensor:
+def _paired_similarity(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
+    """Similarity of each row of ``a`` with the same row of ``b``: (B, D), (B, D) -> (B,)."""
     if kind == "cosine":
         # blocks are already on the unit sphere: the dot product is the cosine (summed over nested blocks)
-        return a @ b.T if pairwise else (a * b).sum(-1)
-    if pairwise:
-        # distances do not change under a common shift; centring first avoids the float32 cancellation of
-        # |a|^2 + |b|^2 - 2ab when the embeddings sit far from the origin (the centre is a constant: detached)
-        center = a.detach().mean(0, keepdim=True)
-        a, b = a - center, b - center
-        return -((a * a).sum(-1)[:, None] + (b * b).sum(-1)[None, :] - 2 * a @ b.T)
+        return (a * b).sum(-1)
     return -((a - b) ** 2).sum(-1)
 
 
@@ -41,9 +36,29 @@ def infonce(reference: torch.Tensor, positive: torch.Tensor, negative: torch.Ten
     -------
     0-d tensor: the loss (nats).
     """
-    positive_score = _similarity(reference, positive, similarity, pairwise=False) / temperature
-    negative_score = _similarity(reference, negative, similarity, pairwise=True) / temperature
-    return -positive_score.mean() + torch.logsumexp(negative_score, dim=1).mean()
+    positive_score = _paired_similarity(reference, positive, similarity) / temperature
+    return -positive_score.mean() + _log_sum_exp_negatives(reference, negative, similarity, temperature).mean()
+
+
+def _log_sum_exp_negatives(reference: torch.Tensor, negative: torch.Tensor, similarity: str,
+                           temperature: float | torch.Tensor) -> torch.Tensor:
+    """``log sum_j exp(s(r_i, n_j) / tau)`` for each reference, (B,), with one (B, M) product.
+
+    The temperature divides the (B, D) references rather than the (B, M) scores. For the euclidean
+    similarity, ``-|r_i - n_j|^2 = 2 r_i.n_j - |n_j|^2 - |r_i|^2`` and the last term is constant along
+    the sum, so it is added after ``logsumexp``: the (B, M) scores are a single ``addmm``, instead of
+    five element-wise passes over (B, M) forward and again backward (4% of a step of the small synthetic
+    setting, batch 512, in an A/B run).
+    """
+    if similarity == "cosine":
+        return torch.logsumexp((reference / temperature) @ negative.T, dim=1)
+    # distances do not change under a common shift; centring first avoids float32 cancellation when the
+    # embeddings sit far from the origin (the centre is a constant: detached)
+    center = reference.detach().mean(0, keepdim=True)
+    ref, neg = reference - center, negative - center
+    scaled = ref / temperature
+    scores = torch.addmm(-(neg * neg).sum(-1)[None, :] / temperature, scaled, neg.T, alpha=2.0)
+    return torch.logsumexp(scores, dim=1) - (ref * scaled).sum(-1)
 
 
 class Temperature(nn.Module):
