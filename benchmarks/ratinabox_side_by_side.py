@@ -64,6 +64,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path)
     parser.add_argument("--reference", type=Path, help="output of reference_ratinabox.py")
     parser.add_argument("--model", type=Path, help="an already fitted xcebra model of the same configuration")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=JSON",
+                        help="override an xcebra parameter, e.g. --param regularizer_batch_size=null")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
@@ -82,6 +84,16 @@ def main(argv=None) -> None:
         fit_seconds = float(np.sum(model.log_["seconds"]))
     else:
         model = seed_model()
+        overrides = {}
+        for item in args.param:
+            name, sep, value = item.partition("=")
+            if not sep:
+                parser.error(f"--param needs NAME=JSON; got {item!r}")
+            try:
+                overrides[name] = json.loads(value)
+            except json.JSONDecodeError:
+                parser.error(f"--param {name}: {value!r} is not JSON (strings need quotes: '\"...\"')")
+        model.set_params(**overrides)
         start = time.perf_counter()
         model.fit(spikes, position=position)
         fit_seconds = time.perf_counter() - start
