@@ -79,6 +79,16 @@ def test_lag_summed_jacobian_equals_the_window_jacobian_summed_over_lags(name, e
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_embedder_applies_the_shift_in_every_precision(embedder, precision):
+    windows = _windows(embedder, batch=4, seed=2)
+    shift = torch.randn(4, 4, generator=torch.Generator().manual_seed(3))
+    tolerance = 1e-5 if precision == "fp32" else 5e-2
+    torch.testing.assert_close(embedder(windows, precision, shift), embedder(windows + shift[:, :, None], precision),
+                               rtol=tolerance, atol=tolerance)
+    assert not torch.allclose(embedder(windows, precision, shift), embedder(windows, precision), atol=1e-3)
+
+
 def test_window_jacobian_works_under_no_grad(embedder):
     windows = _windows(embedder)
     expected = window_jacobian(embedder, windows)

@@ -22,8 +22,8 @@ class Encoder(nn.Module):
     ``shift`` (B, N), when given, is added to every frame of the window ``x`` (B, N, L). Both encoders
     here start with a linear layer and push the shift through it analytically (``W x + (sum_k W_k) s``),
     so the derivative of the embedding with respect to ``shift``, which is the Jacobian summed over lags
-    that ING inverts, costs no transposed convolution of the first layer (11% of the reverse passes of
-    ``offset10``) and no (D, N, window) tensor.
+    that ING inverts, costs no transposed convolution of the first layer and no (D, N, window) tensor
+    (``offset10``: 0.77 instead of 0.91 s per 1,024 windows, measured).
     """
 
     window: int
@@ -72,14 +72,12 @@ class Offset1(Encoder):
         """x: (B, N, L) -> (B, D, L); ``shift`` (B, N) is added to every frame (see :class:`Encoder`)."""
         batch, _, length = x.shape
         frames = x.transpose(1, 2).reshape(batch * length, self.n_neurons)
-        first = _linear_first_layer(self.net, nn.Linear)
         if shift is None:
             out = self.net(frames)
-        elif first is None:
+        elif (first := _linear_first_layer(self.net, nn.Linear)) is None:
             out = self.net(frames + shift.repeat_interleave(length, dim=0))
         else:
-            moved = shift @ first.weight.T
-            hidden = first(frames) + (moved if length == 1 else moved.repeat_interleave(length, dim=0))
+            hidden = first(frames) + (shift @ first.weight.T).repeat_interleave(length, dim=0)
             out = self.net[1:](hidden)
         return out.reshape(batch, length, -1).transpose(1, 2)
 

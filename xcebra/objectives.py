@@ -234,14 +234,13 @@ class Embedder(nn.Module):
         and the block normalisation stay in float32); used only for training when asked for.
         ``shift`` (B, N), optional: added to every frame of ``x`` (see :class:`xcebra.models.Encoder`).
         """
+        args = (x,) if shift is None else (x, shift)
         if precision == "bf16":
             with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
-                z = self.encoder(x)
+                z = self.encoder(*args)
             z = z.float().transpose(1, 2)
-        elif shift is not None:
-            z = self.encoder(x, shift).transpose(1, 2)
         else:
-            z = self.encoder(x).transpose(1, 2)
+            z = self.encoder(*args).transpose(1, 2)
         if not any(self.normalized):
             return z
         if all(self.normalized) and len(self.block_slices) == 1:

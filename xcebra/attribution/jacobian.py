@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..objectives import Embedder
+
 __all__ = ["window_jacobian", "lag_summed_jacobian", "reduce_lags", "pseudo_inverse", "per_time_attribution", "LAG_REDUCTIONS"]
 
 LAG_REDUCTIONS = ("sum", "abs")
@@ -41,44 +43,40 @@ def window_jacobian(embedder: nn.Module, windows: torch.Tensor) -> torch.Tensor:
     ``torch.func.vmap(jacrev(...))``, which materialises the D cotangents at once). The module is
     called with detached copies of its parameters, so its weights, flags and gradients are untouched.
     """
-    state = {name: value.detach() for name, value in embedder.named_parameters()}
-    state.update({name: value for name, value in embedder.named_buffers()})
     x = windows.detach().requires_grad_(True)
-    with torch.enable_grad():
-        out = torch.func.functional_call(embedder, state, (x,))[:, 0]
-        ones = torch.ones(out.shape[0], dtype=out.dtype, device=out.device)
-        rows = [torch.autograd.grad(out[:, d], x, grad_outputs=ones, retain_graph=d < out.shape[1] - 1)[0]
-                for d in range(out.shape[1])]
-    return torch.stack(rows, dim=1)
+    return _rows_of_jacobian(embedder, x, (x,), {})
 
 
 def lag_summed_jacobian(embedder: nn.Module, windows: torch.Tensor) -> torch.Tensor:
     """``sum_k J_t[:, :, k]`` for each window, (B, N, window) -> (B, D, N), detached.
 
     The derivative of the embedding with respect to a shift ``s`` (B, N) added to every frame of the
-    window, which equals the Jacobian of :func:`window_jacobian` summed over lags. An embedder whose
-    ``forward`` takes ``shift`` (:class:`xcebra.objectives.Embedder`) pushes it through its linear first
-    layer, so the reverse passes stop there; any other module gets ``x + s`` and the same result.
+    window, which equals the Jacobian of :func:`window_jacobian` summed over lags. An
+    :class:`xcebra.objectives.Embedder` pushes the shift through its encoder's linear first layer, so
+    the reverse passes stop there; any other module gets ``x + s`` and the same result.
     One forward pass for the batch, one reverse pass per output dimension; parameters are untouched.
+    """
+    x = windows.detach()
+    shift = torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device, requires_grad=True)
+    if isinstance(embedder, Embedder):
+        return _rows_of_jacobian(embedder, shift, (x,), {"shift": shift})
+    return _rows_of_jacobian(embedder, shift, (x + shift[:, :, None],), {})
+
+
+def _rows_of_jacobian(embedder: nn.Module, wrt: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
+    """(B, D, *wrt.shape[1:]): d embedder(*args, **kwargs)[:, 0, d] / d wrt, one reverse pass per output dimension.
+
+    The module is called with detached copies of its parameters (``functional_call``), so its weights,
+    flags and gradients are untouched.
     """
     state = {name: value.detach() for name, value in embedder.named_parameters()}
     state.update({name: value for name, value in embedder.named_buffers()})
-    x = windows.detach()
-    shift = torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device, requires_grad=True)
     with torch.enable_grad():
-        if _takes_shift(embedder):
-            out = torch.func.functional_call(embedder, state, (x,), {"shift": shift})[:, 0]
-        else:
-            out = torch.func.functional_call(embedder, state, (x + shift[:, :, None],))[:, 0]
+        out = torch.func.functional_call(embedder, state, args, kwargs)[:, 0]
         ones = torch.ones(out.shape[0], dtype=out.dtype, device=out.device)
-        rows = [torch.autograd.grad(out[:, d], shift, grad_outputs=ones, retain_graph=d < out.shape[1] - 1)[0]
+        rows = [torch.autograd.grad(out[:, d], wrt, grad_outputs=ones, retain_graph=d < out.shape[1] - 1)[0]
                 for d in range(out.shape[1])]
     return torch.stack(rows, dim=1)
-
-
-def _takes_shift(embedder: nn.Module) -> bool:
-    from ..objectives import Embedder
-    return isinstance(embedder, Embedder)
 
 
 def reduce_lags(jacobian: torch.Tensor, lags: str = "sum") -> torch.Tensor:
@@ -96,9 +94,10 @@ def pseudo_inverse(jacobian: torch.Tensor, solver: str = "svd") -> torch.Tensor:
     ``solver="svd"`` takes the singular value decomposition of each ``J_t`` from the symmetric
     eigendecomposition of its small Gram matrix (``J_t J_t^T``, D x D, or ``J_t^T J_t`` when N < D):
     ``pinv(J) = J^T U diag(1/s^2) U^T`` over the kept singular values ``s``. For float32 Jacobians that
-    is 2.5x faster than a batched LAPACK SVD of the (D, N) matrices and agrees with ``numpy.linalg.pinv``
-    to ~1e-15: in float64, squaring the singular values loses nothing above the float32-level cutoff
-    below. Float64 Jacobians, whose cutoff is float64's, take LAPACK's SVD.
+    is 3x faster than a batched LAPACK SVD (measured on 1,024 14 x 90 matrices) and agrees with
+    ``numpy.linalg.pinv`` to 1e-10 of the largest entry (tested): in float64, squaring the singular
+    values loses nothing above the float32-level cutoff below. Float64 Jacobians, whose cutoff is
+    float64's, take LAPACK's SVD.
     ``"lstsq"`` solves ``J_t X = I`` for the minimum-norm ``X`` (driver ``gelsd``). Both run in float64
     and return the input's dtype.
 
