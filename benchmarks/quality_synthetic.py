@@ -7,6 +7,7 @@ decodes the behaviour (held-out linear R2, time-series splits).
 
     python benchmarks/quality_synthetic.py                 # 3 seeds x 2 noise models, ~10 min on 2 cores
     python benchmarks/quality_synthetic.py --seeds 1 --steps 500   # quick look
+    python benchmarks/quality_synthetic.py --regularizer 1.0 --param learning_rate=3e-3 --out /tmp/sweep
 
 Writes benchmarks/results/quality_synthetic.{md,csv}.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import sys
 import time
@@ -27,6 +29,21 @@ import numpy as np
 CONFIG = dict(model="offset1", hidden_units=128, loss="euclidean", batch_size=512, learning_rate=1e-3,
               regularizer_ramp=None)
 REGULARIZER = 0.01
+DEFAULT_OUT = Path(__file__).parent / "results"
+
+
+def parse_params(items: list[str], parser: argparse.ArgumentParser) -> dict:
+    """``["name=JSON", ...]`` -> {name: value}; a clear parser error for anything else."""
+    overrides = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--param needs NAME=JSON; got {item!r}")
+        try:
+            overrides[name] = json.loads(value)
+        except json.JSONDecodeError:
+            parser.error(f"--param {name}: {value!r} is not JSON (strings need quotes: '\"...\"')")
+    return overrides
 
 
 def run_one(job: dict) -> list[dict]:
@@ -41,7 +58,7 @@ def run_one(job: dict) -> list[dict]:
         [xcebra.Objective("behavior", dims=(0, nb), distribution="time_delta", label="behavior"),
          xcebra.Objective("time", dims=(0, nl), distribution="time", time_offset=1)],
         output_dim=nl, max_steps=job["steps"], regularizer_weight=job["regularizer"], random_state=job["seed"],
-        precision=job["precision"], verbose=False, **CONFIG)
+        precision=job["precision"], verbose=False, **{**CONFIG, **job["params"]})
     start = time.perf_counter()
     model.fit(data.neural, behavior=data.behavior)
     fit_seconds = time.perf_counter() - start
@@ -68,12 +85,31 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2, help="parallel fits (one thread each)")
     parser.add_argument("--bf16", action="store_true", help="also train with precision='bf16' (regularized runs)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--regularizer", type=float, default=REGULARIZER,
+                        help=f"weight of the regularized runs (default {REGULARIZER}); each is paired with a run at 0")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=JSON",
+                        help="override an XCEBRA parameter of the configuration, e.g. --param learning_rate=3e-3")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    jobs = [dict(noise=noise, seed=seed, regularizer=reg, steps=args.steps, threads=1, precision="fp32")
-            for noise in ("gaussian", "poisson") for seed in range(args.seeds) for reg in (REGULARIZER, 0.0)]
+    params = parse_params(args.param, parser)
+    import inspect
+
+    import xcebra
+
+    known = set(inspect.signature(xcebra.XCEBRA).parameters) - {"objectives", "output_dim", "max_steps",
+                                                                "regularizer_weight", "random_state", "precision"}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        parser.error(f"--param {unknown[0]!r} is not an XCEBRA parameter this benchmark lets you set; "
+                     f"expected one of {sorted(known)} (--steps and --regularizer have their own options)")
+    if args.regularizer <= 0:
+        parser.error(f"--regularizer must be > 0 (runs at 0 are always included); got {args.regularizer}")
+    reg_weight = args.regularizer
+    common = dict(steps=args.steps, threads=1, params=params)
+    jobs = [dict(noise=noise, seed=seed, regularizer=reg, precision="fp32", **common)
+            for noise in ("gaussian", "poisson") for seed in range(args.seeds) for reg in (reg_weight, 0.0)]
     if args.bf16:
-        jobs += [dict(noise=noise, seed=seed, regularizer=REGULARIZER, steps=args.steps, threads=1, precision="bf16")
+        jobs += [dict(noise=noise, seed=seed, regularizer=reg_weight, precision="bf16", **common)
                  for noise in ("gaussian", "poisson") for seed in range(args.seeds)]
     rows = []
     with ProcessPoolExecutor(args.workers) as pool:
@@ -87,12 +123,19 @@ def main(argv=None) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    config = {**CONFIG, **params}
+    command = " ".join(["python benchmarks/quality_synthetic.py", f"--seeds {args.seeds}", f"--steps {args.steps}"]
+                       + (["--bf16"] if args.bf16 else [])
+                       + ([f"--regularizer {reg_weight:g}"] if reg_weight != REGULARIZER else [])
+                       + [f"--param {item}" for item in args.param]
+                       + ([f"--out {args.out}"] if args.out != DEFAULT_OUT else []))
     lines = [
         "# Quality on synthetic data with known ground truth",
         "",
-        f"`python benchmarks/quality_synthetic.py --seeds {args.seeds} --steps {args.steps}`: "
-        f"{args.seeds} seeds per noise model; {CONFIG['model']} encoder, {CONFIG['loss']} InfoNCE, batch "
-        f"{CONFIG['batch_size']}, {args.steps} steps; regularizer weight {REGULARIZER} or 0.",
+        f"`{command}`: "
+        f"{args.seeds} seeds per noise model; {config['model']} encoder, {config['loss']} InfoNCE, batch "
+        f"{config['batch_size']}, learning rate {config['learning_rate']:g}, {args.steps} steps; regularizer weight "
+        f"{reg_weight:g} or 0" + (f"; overrides {params}" if params else "") + ".",
         "Median over seeds (min-max in brackets). Block AUC: per block, neurons ranked by the block's RMS attribution "
         "against the block's truth, averaged over blocks (the decision metric). Entry AUC: all (latent, neuron) "
         "entries against the latent-level truth (depends on the learned basis). Behaviour R2: held-out linear "
@@ -107,7 +150,7 @@ def main(argv=None) -> None:
         return f"{np.median(values):.3f} [{values.min():.3f}-{values.max():.3f}]"
 
     for noise in ("gaussian", "poisson"):
-        for reg, precision in ((REGULARIZER, "fp32"), (0.0, "fp32"), (REGULARIZER, "bf16")):
+        for reg, precision in ((reg_weight, "fp32"), (0.0, "fp32"), (reg_weight, "bf16")):
             for method in ("ing", "jacobian"):
                 sel = [r for r in rows if r["noise"] == noise and r["regularizer"] == reg and r["method"] == method
                        and r["precision"] == precision]

@@ -153,6 +153,30 @@ def test_attribute_writes_the_map_and_its_metadata(files, recording, tmp_path):
         assert archive["block_names"].tolist() == ["behavior", "time"]
 
 
+def test_attribute_ing_block_with_a_block_rank(files, recording, tmp_path):
+    out = tmp_path / "ingb.npz"
+    assert main(["attribute", str(files["model"]), str(files["npz"]), "--neural", "spikes", "--method", "ing-block",
+                 "--block-rank", "behavior=1", "--num-samples", "50", "--out", str(out), "-q"]) == 0
+    expected = xcebra.XCEBRA.load(files["model"]).attribution_map(
+        recording[0], method="ing-block", block_ranks={"behavior": 1}, num_samples=50, verbose=False)
+    with np.load(out, allow_pickle=False) as archive:
+        np.testing.assert_allclose(archive["values"], expected.values, rtol=1e-5)
+        assert archive["block_ranks"].tolist() == [1, 0] and str(archive["method"]) == "ing-block"
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--method", "ing", "--block-rank", "behavior=1"], "--block-rank applies to --method ing-block only"),
+    (["--method", "ing-block", "--block-rank", "behavior"], "--block-rank needs BLOCK=K"),
+    (["--method", "ing-block", "--block-rank", "behavior=0"], "--block-rank needs BLOCK=K"),
+    (["--method", "ing-block", "--block-rank", "behavior=1", "--block-rank", "behavior=2"], "gives block 'behavior' twice"),
+    (["--method", "ing-block", "--block-rank", "speed=1"], "block_ranks names block 'speed'"),
+])
+def test_attribute_block_rank_errors(files, tmp_path, extra, match, capsys):
+    assert main(["attribute", str(files["model"]), str(files["npz"]), "--neural", "spikes", *extra,
+                 "--num-samples", "5", "--out", str(tmp_path / "m.npz"), "-q"]) != 0
+    assert match in capsys.readouterr().err
+
+
 def test_report_with_cell_types_and_hypothesis(files, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["report", str(files["model"]), str(files["npz"]), "--neural", "spikes", "--label", "position=pos",

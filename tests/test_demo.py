@@ -19,8 +19,9 @@ from xcebra.cli import main  # noqa: E402
 
 EXPECTED_FIGURES = {
     "raster", "trajectory", "training_log", "embedding_position_x", "embedding_position_y", "attribution_ing",
-    "attribution_jacobian", "block_map_ing", "block_map_jacobian", "ground_truth", "ground_truth_seed_style",
-    "cell_type_means_ing", "cell_type_means_jacobian", "method_comparison",
+    "attribution_ing-block", "attribution_jacobian", "block_map_ing", "block_map_ing-block", "block_map_jacobian",
+    "ground_truth", "ground_truth_seed_style", "cell_type_means_ing", "cell_type_means_ing-block",
+    "cell_type_means_jacobian", "method_comparison",
 }
 CELL_TYPES = {"grid", "head_direction", "place", "speed"}
 
@@ -69,7 +70,7 @@ def test_summary_json_keys_and_value_ranges(demo_run):
     assert {"config", "data", "blocks", "decoding", "attribution", "auc", "timings", "training", "hypotheses",
             "files", "mode", "seed", "xcebra_version"} <= set(s)
     assert s["seed"] == 3 and s["mode"] == "custom"
-    assert s["config"]["max_steps"] == 30 and s["config"]["methods"] == ["ing", "jacobian"]
+    assert s["config"]["max_steps"] == 30 and s["config"]["methods"] == ["ing", "ing-block", "jacobian"]
     assert s["data"]["n_neurons"] == 18 and s["data"]["n_timepoints"] == 1200
     assert s["data"]["cell_types"] == {"grid": 6, "head_direction": 4, "place": 4, "speed": 4}
     assert s["blocks"] == [["behavior", 0, 4], ["time", 4, 14]]
@@ -78,7 +79,7 @@ def test_summary_json_keys_and_value_ranges(demo_run):
         assert set(scores) == {"linear_r2", "knn_r2", "linear_r2_train"}
         assert all(np.isfinite(v) and v <= 1.0 for v in scores.values())
         assert 0.0 <= scores["linear_r2_train"] <= 1.0  # in-sample least squares cannot do worse than the mean
-    assert [row["method"] for row in s["auc"]] == ["ing", "jacobian"]
+    assert [row["method"] for row in s["auc"]] == ["ing", "ing-block", "jacobian"]
     for row in s["auc"]:
         for key in ("block_auc", "entry_auc", "seed_pooled_entry_auc", "seed_time_block_auc"):
             assert 0.0 <= row[key] <= 1.0, (key, row)
@@ -168,7 +169,7 @@ def test_presets_follow_the_seed_and_quick_is_shorter():
     assert default.regularizer_ramp == (250, 500) and default.regularizer_weight == 0.1
     assert (default.model, default.hidden_units, default.output_dim, default.behavior_dims) == ("offset10", 256, 14,
                                                                                                 (0, 4))
-    assert default.num_samples is None and default.methods == ("ing", "jacobian")
+    assert default.num_samples is None and default.methods == ("ing", "ing-block", "jacobian")
     assert quick.duration < default.duration and quick.max_steps < default.max_steps
 
 

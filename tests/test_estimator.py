@@ -126,7 +126,7 @@ def test_save_load_round_trip(fitted, data, tmp_path):
 
 def test_attribution_map_shapes_and_methods(fitted, data):
     neural, _ = data
-    for method in ["ing", "ing-lstsq", "jacobian"]:
+    for method in ["ing", "ing-lstsq", "ing-block", "jacobian"]:
         amap = fitted.attribution_map(neural, method=method, verbose=False)
         assert amap.values.shape == (4, neural.shape[1]) and amap.method == method
         assert amap.block_values.shape == (2, neural.shape[1])
@@ -147,6 +147,87 @@ def test_ing_map_equals_direct_per_time_point_computation(fitted, data):
         fitted.encoder_.float()
         total += np.abs(np.linalg.pinv(jac).T)
     np.testing.assert_allclose(amap.values, total / len(positions), rtol=1e-3, atol=1e-6)
+
+
+def test_identified_ranks_follow_the_label_dimension(data):
+    neural, position = data
+    # a 3-dimensional cosine block (2 directions) on a 2-d label: nothing to cut; on a 1-d label: rank 1
+    wide = _model(objectives=_objectives((0, 3), 5), output_dim=5, max_steps=2).fit(neural, position=position)
+    assert wide.label_dims_ == {"position": 2}
+    assert wide.identified_ranks() == {"behavior": None, "time": None}
+    narrow = _model(objectives=_objectives((0, 3), 5), output_dim=5, max_steps=2).fit(neural, position=position[:, 0])
+    assert narrow.label_dims_ == {"position": 1}
+    assert narrow.identified_ranks() == {"behavior": 1, "time": None}
+    assert narrow.identified_ranks(["time"]) == {"time": None}
+    # a euclidean block spans all its directions: width 3 on a 2-d label keeps 2
+    euclid = _model(objectives=_objectives((0, 3), 5), output_dim=5, max_steps=2, loss="euclidean").fit(
+        neural, position=position)
+    assert euclid.identified_ranks() == {"behavior": 2, "time": None}
+    with pytest.raises(ValueError, match="blocks names 'speed', which this model does not have"):
+        euclid.identified_ranks(["speed"])
+
+
+def test_ing_block_map_is_the_per_block_truncated_pseudo_inverse(data):
+    neural, position = data
+    model = _model(objectives=_objectives((0, 3), 5), output_dim=5, max_steps=2, loss="euclidean").fit(
+        neural, position=position)
+    amap = model.attribution_map(neural, method="ing-block", num_samples=30, random_state=1, verbose=False)
+    assert amap.options["block_ranks"] == (2, None)
+    positions = xcebra.attribution.select_time_points(len(neural) - model.encoder_.window + 1, 30, 1)
+    windows = torch.from_numpy(np.stack([neural[p:p + model.encoder_.window].T for p in positions]))
+    jac = xcebra.attribution.per_time_attribution(model.encoder_, windows, "jacobian").double().numpy()
+    expected = np.zeros((5, neural.shape[1]))
+    for j in jac:
+        u, s, vh = np.linalg.svd(j[:3], full_matrices=False)
+        expected[:3] += np.abs(vh[:2].T @ np.diag(1 / s[:2]) @ u[:, :2].T).T  # the two largest singular values
+        expected[3:] += np.abs(np.linalg.pinv(j[3:]).T)
+    np.testing.assert_allclose(amap.values, expected / len(jac), rtol=1e-3, atol=1e-6)
+    # explicit ranks by block name; blocks left out keep their identified rank
+    full = model.attribution_map(neural, method="ing-block", num_samples=30, random_state=1, verbose=False,
+                                 block_ranks={"behavior": None})
+    assert full.options["block_ranks"] == (None, None)
+    assert not np.allclose(full.values[:3], amap.values[:3])
+    np.testing.assert_allclose(full.values[3:], amap.values[3:])
+
+
+@pytest.mark.parametrize("block_ranks, match", [
+    ({"speed": 1}, "block_ranks names block 'speed', which this model does not have"),
+    ({"behavior": 3}, "gives block 'behavior' rank 3, but it has only 2 dimensions"),
+    ({"behavior": 0}, "block_ranks must be None, a dict"),
+    ((1,), "block_ranks has 1 entries but the embedding has 2 blocks"),
+    ("2", "block_ranks must be None, a dict"),
+])
+def test_ing_block_rank_errors(fitted, data, block_ranks, match):
+    neural, _ = data
+    with pytest.raises(ValueError, match=match):
+        fitted.attribution_map(neural, method="ing-block", block_ranks=block_ranks, num_samples=5, verbose=False)
+
+
+def test_ing_block_options_only_for_ing_block(fitted, data):
+    neural, _ = data
+    with pytest.raises(ValueError, match="method 'ing' takes no options; got 'block_ranks'"):
+        fitted.attribution_map(neural, method="ing", block_ranks={"behavior": 1}, num_samples=5, verbose=False)
+    with pytest.raises(ValueError, match="method 'ing-block' takes only the option 'block_ranks'; got 'n_steps'"):
+        fitted.attribution_map(neural, method="ing-block", n_steps=3, num_samples=5, verbose=False)
+
+
+def test_label_dims_survive_save_and_old_files_ask_for_ranks(fitted, data, tmp_path):
+    neural, _ = data
+    path = tmp_path / "model.xcebra"
+    fitted.save(path)
+    assert XCEBRA.load(path).label_dims_ == {"position": 2}
+    # a file written before label dimensions were recorded: ing-block needs explicit ranks for label blocks
+    from xcebra._files import read_tensors, write_tensors
+    tensors, header = read_tensors(path, expected_format="xcebra-model")
+    del header["label_dims"]
+    old = tmp_path / "old.xcebra"
+    write_tensors(old, tensors, header)
+    loaded = XCEBRA.load(old)
+    assert loaded.label_dims_ == {}
+    with pytest.raises(ValueError, match=r"pass block_ranks=\{'behavior': d\}"):
+        loaded.attribution_map(neural, method="ing-block", num_samples=5, verbose=False)
+    amap = loaded.attribution_map(neural, method="ing-block", block_ranks={"behavior": 1}, num_samples=5, verbose=False)
+    assert amap.options["block_ranks"] == (1, None)
 
 
 def test_attribution_does_not_touch_the_model(fitted, data):

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from xcebra.attribution import METHODS
-from xcebra.attribution.jacobian import (lag_summed_jacobian, per_time_attribution, pseudo_inverse, reduce_lags,
-                                         window_jacobian)
+from xcebra.attribution.jacobian import (block_pseudo_inverse, lag_summed_jacobian, per_time_attribution,
+                                         pseudo_inverse, reduce_lags, window_jacobian)
 from xcebra.attribution.maps import AttributionMap, accumulate_map, select_time_points
 from xcebra.models import Offset1
 from xcebra.objectives import Embedder, Objective
@@ -175,6 +175,73 @@ def test_pseudo_inverse_of_float32_jacobians_equals_lapack_svd_to_float64_precis
         np.testing.assert_allclose(ours[t], expected, atol=1e-10 * np.abs(expected).max())
 
 
+def _truncated_pinv_t(matrix: np.ndarray, rank: int | None, rcond: float) -> np.ndarray:
+    """Reference: transposed pseudo-inverse keeping the ``rank`` largest singular values above ``rcond * s_max``."""
+    u, s, vh = np.linalg.svd(matrix, full_matrices=False)
+    keep = s > rcond * s[0]
+    if rank is not None:
+        keep[rank:] = False
+    return (vh[keep].T @ np.diag(1 / s[keep]) @ u[:, keep].T).T
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dims, rank", [((4, 9), 2), ((4, 9), 1), ((4, 9), 4), ((4, 9), 7), ((9, 4), 3)])
+def test_truncated_pseudo_inverse_keeps_the_largest_singular_values(dims, rank, dtype):
+    rng = np.random.default_rng(4)
+    jac = rng.normal(size=(6, *dims)) * np.array([1.0, 0.3, 0.1, 0.05, 0.02, 0.01, 0.01, 0.01, 0.01])[:dims[0], None]
+    got = pseudo_inverse(torch.tensor(jac, dtype=dtype), "svd", rank=rank).to(torch.float64).numpy()
+    rcond = max(dims) * np.finfo(np.float32 if dtype == torch.float32 else np.float64).eps
+    for t in range(6):
+        expected = _truncated_pinv_t(jac[t], rank, rcond)
+        np.testing.assert_allclose(got[t], expected, atol=1e-5 * np.abs(expected).max())
+    if rank < min(dims):  # truncation changes the result: the test would notice a rank that is ignored
+        full = pseudo_inverse(torch.tensor(jac, dtype=dtype), "svd").to(torch.float64).numpy()
+        assert np.abs(full - got).max() > 1e-2 * np.abs(full).max()
+
+
+@pytest.mark.parametrize("rank, solver, match", [(0, "svd", "rank must be None or an int >= 1; got 0"),
+                                                 (1.5, "svd", "rank must be None or an int >= 1; got 1.5"),
+                                                 (2, "lstsq", "rank needs solver='svd'")])
+def test_truncated_pseudo_inverse_errors(rank, solver, match):
+    with pytest.raises(ValueError, match=match):
+        pseudo_inverse(torch.zeros(1, 2, 3), solver, rank=rank)
+
+
+def test_block_pseudo_inverse_inverts_each_block_on_its_own():
+    rng = np.random.default_rng(5)
+    jac = rng.normal(size=(5, 7, 11))
+    slices, ranks = [(0, 3), (3, 7)], [2, None]
+    got = block_pseudo_inverse(torch.tensor(jac), slices, ranks).numpy()
+    assert got.shape == jac.shape
+    eps = np.finfo(np.float64).eps * 11
+    for t in range(5):
+        np.testing.assert_allclose(got[t, 0:3], _truncated_pinv_t(jac[t, 0:3], 2, eps), atol=1e-10)
+        np.testing.assert_allclose(got[t, 3:7], np.linalg.pinv(jac[t, 3:7]).T, atol=1e-10)
+    # a single block at full rank is the ordinary ING
+    np.testing.assert_allclose(block_pseudo_inverse(torch.tensor(jac), [(0, 7)]).numpy(),
+                               pseudo_inverse(torch.tensor(jac)).numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("slices, ranks, match", [
+    ([(0, 3), (3, 7)], [2], "ranks has 1 entries but there are 2 blocks"),
+    ([(0, 3), (4, 7)], None, "must cover 0..7 in order without gaps"),
+    ([(0, 3), (3, 6)], None, "must cover 0..7 in order without gaps"),
+])
+def test_block_pseudo_inverse_errors(slices, ranks, match):
+    with pytest.raises(ValueError, match=match):
+        block_pseudo_inverse(torch.zeros(1, 7, 4), slices, ranks)
+
+
+def test_per_time_attribution_ing_block_uses_the_embedder_blocks(embedder):
+    windows = _windows(embedder, batch=4)
+    jac = per_time_attribution(embedder, windows, "jacobian").to(torch.float64).numpy()
+    got = per_time_attribution(embedder, windows, "ing-block", block_ranks=(None, 1)).numpy()
+    cutoff = 4 * np.finfo(np.float32).eps
+    for t in range(4):
+        for (a, b), rank in zip(embedder.block_slices, (None, 1)):
+            np.testing.assert_allclose(got[t, a:b], _truncated_pinv_t(jac[t, a:b], rank, cutoff), rtol=1e-3, atol=1e-4)
+
+
 def test_pseudo_inverse_unknown_solver():
     with pytest.raises(ValueError, match="solver must be one of 'svd', 'lstsq'; got 'qr'"):
         pseudo_inverse(torch.zeros(1, 2, 2), "qr")
@@ -199,16 +266,16 @@ def test_per_time_attribution_methods(embedder, lags):
 
 
 def test_per_time_attribution_unknown_method(embedder):
-    with pytest.raises(ValueError, match="method must be one of 'jacobian', 'ing', 'ing-lstsq'; got 'ig'"):
+    with pytest.raises(ValueError, match="method must be one of 'jacobian', 'ing', 'ing-lstsq', 'ing-block'; got 'ig'"):
         per_time_attribution(embedder, _windows(embedder), "ig")
 
 
 def test_method_names():
-    assert METHODS == ("ing", "ing-lstsq", "jacobian", "neuron-gradient", "integrated-gradients",
+    assert METHODS == ("ing", "ing-lstsq", "ing-block", "jacobian", "neuron-gradient", "integrated-gradients",
                        "feature-ablation", "shapley-sampling", "gradient-shap")
 
 
-@pytest.mark.parametrize("method", ["jacobian", "ing", "ing-lstsq"])
+@pytest.mark.parametrize("method", ["jacobian", "ing", "ing-lstsq", "ing-block"])
 def test_attribution_does_not_mutate_the_model(embedder, method):
     params = list(embedder.parameters())
     params[0].requires_grad_(False)                 # a frozen parameter stays frozen
@@ -330,7 +397,7 @@ def test_score_errors(truth, level, match):
         amap.score(truth, level=level)
 
 
-@pytest.mark.parametrize("method", ["jacobian", "ing", "ing-lstsq"])
+@pytest.mark.parametrize("method", ["jacobian", "ing", "ing-lstsq", "ing-block"])
 def test_attributions_hold_no_graph_to_the_parameters(embedder, method):
     """Regression: the Jacobian used to keep a double-backward graph to every weight alive as long as it lived."""
     out = per_time_attribution(embedder, _windows(embedder), method)

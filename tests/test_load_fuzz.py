@@ -57,7 +57,8 @@ def _same_model(a: XCEBRA, b: XCEBRA) -> bool:
             and a.get_params() == b.get_params() and a.blocks_ == b.blocks_
             and a.temperatures_ == b.temperatures_ and a.n_features_in_ == b.n_features_in_
             and a.log_.keys() == b.log_.keys() and all(np.array_equal(a.log_[k], b.log_[k]) for k in a.log_)
-            and a.label_names_ == b.label_names_ and a.random_state_ == b.random_state_)
+            and a.label_names_ == b.label_names_ and a.label_dims_ == b.label_dims_
+            and a.random_state_ == b.random_state_)
 
 
 def _load_or_value_error(path, data: bytes):
@@ -130,7 +131,7 @@ _PARAM_KEYS = sorted(XCEBRA._get_param_names())
 _OBJECTIVE_KEYS = ["name", "dims", "distribution", "label", "time_offset", "time_delta", "delta", "loss",
                    "temperature", "weight"]
 _HEADER_KEYS = ["format_version", "xcebra_version", "params", "n_features_in", "random_state", "log_keys",
-                "label_names"]
+                "label_names", "label_dims"]
 
 
 @st.composite

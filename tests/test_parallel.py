@@ -316,6 +316,7 @@ def _assert_same_map(chunked, single):
 @pytest.mark.parametrize("method, options", [
     ("ing", dict()),
     ("jacobian", dict(num_samples=700, random_state=3)),
+    ("ing-block", dict(num_samples=700, block_ranks={"behavior": 1})),
     ("gradient-shap", dict(num_samples=500, n_samples=4)),  # random numbers per batch: stream k for batch k
 ])
 def test_chunked_map_equals_the_single_process_map(client, fitted, method, options):

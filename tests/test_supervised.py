@@ -100,7 +100,8 @@ def test_user_blocks_name_the_map_rows(data):
 
 
 @pytest.mark.parametrize("method, options", [
-    ("ing", {}), ("ing-lstsq", {}), ("jacobian", {}), ("neuron-gradient", {}),
+    ("ing", {}), ("ing-lstsq", {}), ("ing-block", {}), ("ing-block", {"block_ranks": {"supervised": 1}}), ("jacobian", {}),
+    ("neuron-gradient", {}),
     ("integrated-gradients", {"n_steps": 4}), ("feature-ablation", {}), ("shapley-sampling", {"n_samples": 2}),
     ("gradient-shap", {"n_samples": 3}),
 ])

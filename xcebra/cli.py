@@ -129,9 +129,10 @@ HDF5 and NWB data are read in batches, so recordings larger than memory work."""
 example:
   xcebra attribute model.xcebra rec.npz --neural spikes --method ing --out map.npz
   xcebra attribute model.xcebra rec.h5 --neural data/spikes --method jacobian --num-samples 5000 --out jac.npz
+  xcebra attribute model.xcebra rec.npz --neural spikes --method ing-block --block-rank behavior=2 --out ingb.npz
 
 map.npz holds values (output_dim, N), stderr, block_values (n_blocks, N), block_names,
-block_bounds (n_blocks, 2), method and n_timepoints.""",
+block_bounds (n_blocks, 2), method and n_timepoints (and block_ranks for ing-block: 0 = full rank).""",
     "report": """\
 example:
   xcebra report model.xcebra rec.npz --neural spikes --label position=pos --out report_dir
@@ -243,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     attribute.add_argument("--lags", default="sum", choices=("sum", "abs"), help="default: sum")
     attribute.add_argument("--batch-size", type=int, default=1024, help="time points per batch (default: 1024)")
     attribute.add_argument("--seed", type=int, default=0, help="seed for --num-samples (default: 0)")
+    attribute.add_argument("--block-rank", action="append", default=[], metavar="BLOCK=K",
+                           help="ing-block only: keep at most K singular values of BLOCK (default: the dimension of "
+                                "its objective's label, full rank for time blocks); repeatable")
     attribute.add_argument("--out", required=True, metavar="FILE.npz")
     _common(attribute)
 
@@ -267,6 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ----------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _parse_block_ranks(items: Sequence[str]) -> dict[str, int]:
+    ranks: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value.isdigit() or int(value) < 1:
+            raise ValueError(f"--block-rank needs BLOCK=K with K an integer >= 1, e.g. behavior=2; got {item!r}")
+        if name in ranks:
+            raise ValueError(f"--block-rank gives block {name!r} twice")
+        ranks[name] = int(value)
+    return ranks
 
 
 def _parse_labels(items: Sequence[str]) -> dict[str, str]:
@@ -593,15 +609,24 @@ def _cmd_attribute(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".npz":
         raise ValueError(f"--out must end in .npz; got {args.out!r}")
+    options = {}
+    if args.block_rank:
+        if args.method != "ing-block":
+            raise ValueError(f"--block-rank applies to --method ing-block only; got --method {args.method}")
+        options["block_ranks"] = _parse_block_ranks(args.block_rank)
     model = _load_model(args.model)
     neural, _ = _read_data(args.data, args.neural, lazy=True)
     amap = model.attribution_map(neural, method=args.method, num_samples=args.num_samples, lags=args.lags,
-                                 batch_size=args.batch_size, random_state=args.seed, verbose=not args.quiet)
-    _save_array_file(out, {
+                                 batch_size=args.batch_size, random_state=args.seed, verbose=not args.quiet,
+                                 **options)
+    arrays = {
         "values": amap.values, "stderr": amap.stderr, "block_values": amap.block_values,
         "block_names": np.array(amap.block_names),
         "block_bounds": np.array([[s.start, s.stop] for _, s in amap.blocks]),
-        "method": np.array(amap.method), "n_timepoints": np.array(amap.n_timepoints)})
+        "method": np.array(amap.method), "n_timepoints": np.array(amap.n_timepoints)}
+    if amap.method == "ing-block":
+        arrays["block_ranks"] = np.array([0 if r is None else r for r in amap.options["block_ranks"]])
+    _save_array_file(out, arrays)
     print(f"wrote {out}: {amap.method} map of shape {amap.values.shape} over {amap.n_timepoints} time points")
     return 0
 

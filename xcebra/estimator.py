@@ -19,7 +19,7 @@ from sklearn.exceptions import NotFittedError
 from . import __version__
 from ._files import read_tensors, write_tensors
 from ._validation import check_neural_array, check_parameters, is_int, is_real, resolve_device
-from .attribution.compute import compute_attribution_map, read_rows
+from .attribution.compute import compute_attribution_map, read_rows, resolve_method_options
 from .attribution.maps import AttributionMap
 from .data import TimeSeries
 from .ddp import current_group, is_rank_zero
@@ -70,6 +70,17 @@ _PARAMETER_CONSTRAINTS = {
     "verbose": (lambda v: isinstance(v, bool), "a bool"),
     "precision": (lambda v: v in ("fp32", "bf16"), "one of 'fp32', 'bf16'"),
 }
+
+
+def _label_dims_from_header(header: dict) -> dict:
+    """``label_dims`` of a model file: {label name: columns}; files written before it was recorded give {}."""
+    dims = header.get("label_dims", {})
+    if not isinstance(dims, dict) or not all(isinstance(k, str) and is_int(v, 1) for k, v in dims.items()):
+        raise ValueError(f"label_dims must map label names to column counts >= 1; got {dims!r:.200}")
+    if not set(dims) <= set(header["label_names"]):
+        raise ValueError(f"label_dims names labels {sorted(set(dims) - set(header['label_names']))} "
+                         "that label_names does not list")
+    return dict(dims)
 
 
 def _data_summary(data: TimeSeries) -> list[float]:
@@ -397,6 +408,7 @@ class XCEBRA(BaseEstimator):
         self.layout_ = layout
         self.blocks_ = list(layout.blocks)
         self.label_names_ = tuple(sorted(data.labels))
+        self.label_dims_ = {name: 1 if label.ndim == 1 else int(label.shape[1]) for name, label in data.labels.items()}
         try:
             self.log_ = _train(embedder, heads, sampler, neural_tensor, plan, coverage=layout.coverage,
                                generator=generator, verbose=self.verbose, checkpoint_dir=checkpoint_dir,
@@ -506,7 +518,9 @@ class XCEBRA(BaseEstimator):
             Read in batches (``np.memmap`` and h5py datasets work without loading everything).
         method : str, default "ing"
             ``"ing"`` (Inverted Neuron Gradient: pseudo-inverse of the Jacobian, batched SVD),
-            ``"ing-lstsq"`` (same by minimum-norm least squares), ``"jacobian"`` (the plain Jacobian), or a
+            ``"ing-lstsq"`` (same by minimum-norm least squares), ``"ing-block"`` (each block's rows inverted
+            on their own, keeping the rank the block's objective identifies: see ``block_ranks``),
+            ``"jacobian"`` (the plain Jacobian), or a
             baseline: ``"neuron-gradient"``, ``"integrated-gradients"``, ``"feature-ablation"``,
             ``"shapley-sampling"``, ``"gradient-shap"`` (captum; see :mod:`xcebra.attribution.baselines`).
         num_samples : int, optional
@@ -522,7 +536,10 @@ class XCEBRA(BaseEstimator):
         verbose : bool, optional
             Progress bar; defaults to the estimator's ``verbose``.
         **method_options
-            Passed to baseline methods (``n_steps``, ``n_samples``, ...).
+            Passed to baseline methods (``n_steps``, ``n_samples``, ...). ``"ing-block"`` takes
+            ``block_ranks``: {block name: int or None} (blocks left out, or all when it is not given, take
+            :meth:`identified_ranks`: the label's dimension for a block trained on a continuous label, e.g.
+            2 for position in a 4-dimensional cosine block; full rank otherwise).
 
         Returns
         -------
@@ -532,9 +549,53 @@ class XCEBRA(BaseEstimator):
         """
         self._check_is_fitted()
         neural = self._check_neural(neural)
+        method_options = self._attribution_options(method, method_options)
         return compute_attribution_map(
             self.encoder_, neural, method, self.blocks_, num_samples=num_samples, lags=lags, batch_size=batch_size,
             random_state=random_state, verbose=self.verbose if verbose is None else verbose, **method_options)
+
+    def identified_ranks(self, blocks: Sequence[str] | None = None) -> dict[str, int | None]:
+        """The rank ``"ing-block"`` keeps per block by default: {block name: int or None (full rank)}.
+
+        A block owned by an objective on a continuous label (``time_delta`` or ``delta_normal``) is
+        identified as a function of that label, so its Jacobian has the label's dimension d as rank (2 for
+        position); the rank is d when the block could hold more (a cosine block of width w spans w - 1
+        directions, a euclidean one w), and None otherwise. Blocks of ``time`` and ``discrete`` objectives
+        are None. ``blocks``: only these block names (default: all).
+        """
+        self._check_is_fitted()
+        label_dims = getattr(self, "label_dims_", {})
+        names = [name for name, _ in self.blocks_]
+        wanted = names if blocks is None else list(blocks)
+        unknown = [b for b in wanted if b not in names]
+        if unknown:
+            raise ValueError(f"blocks names {unknown[0]!r}, which this model does not have; its blocks are "
+                             f"{', '.join(repr(n) for n in names)}")
+        owners = {o.name: o for o in self.objectives}
+        ranks: dict[str, int | None] = {}
+        for (name, part), normalized in zip(self.blocks_, self.layout_.normalized):
+            if name not in wanted:
+                continue
+            objective = owners[name]
+            ranks[name] = None
+            if objective.distribution in ("time_delta", "delta_normal"):
+                if objective.label not in label_dims:
+                    raise ValueError(
+                        f"this model does not record the dimension of label {objective.label!r} (it was saved by an "
+                        f"older xcebra); pass block_ranks={{{name!r}: d}} with d the number of columns of that label")
+                width = part.stop - part.start - (1 if normalized else 0)
+                d = label_dims[objective.label]
+                ranks[name] = d if d < width else None
+        return ranks
+
+    def _attribution_options(self, method: str, options: dict) -> dict:
+        """``options`` with ``block_ranks`` of ``"ing-block"`` resolved to one int or None per block, in order.
+
+        ``block_ranks`` may be a dict {block name: int or None} (blocks left out take
+        :meth:`identified_ranks`) or a sequence with one entry per block; absent, every block takes
+        :meth:`identified_ranks`.
+        """
+        return resolve_method_options(method, options, self.blocks_, self.identified_ranks)
 
     # ------------------------------------------------------------------ files
     def _params_to_json(self) -> dict:
@@ -562,6 +623,7 @@ class XCEBRA(BaseEstimator):
             "params": self._params_to_json(), "n_features_in": self.n_features_in_,
             "random_state": self.random_state_, "log_keys": sorted(self.log_),
             "label_names": list(self.label_names_),
+            "label_dims": {name: self.label_dims_[name] for name in sorted(self.label_dims_)},
         }
         write_tensors(path, tensors, header)
 
@@ -683,4 +745,5 @@ class XCEBRA(BaseEstimator):
         if len({len(v) for v in log.values()}) > 1:
             raise ValueError("its log entries have different lengths")
         temperatures = {h.name: float(h.temperature().detach()) for h in heads}
+        model.label_dims_ = _label_dims_from_header(header)
         return model, layout, embedder, heads, log, temperatures

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ._validation import (as_float_array, check_finite, check_neural_array, check_parameters, is_int, is_real,
                           resolve_device)
-from .attribution.compute import compute_attribution_map, read_rows
+from .attribution.compute import compute_attribution_map, read_rows, resolve_method_options
 from .attribution.maps import AttributionMap
 from .data import sliding_windows
 from .models import MODELS, make_encoder
@@ -303,8 +303,9 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
         """Attribute each embedding dimension to the neurons, averaged over time.
 
         The same methods and options as :meth:`xcebra.XCEBRA.attribution_map` (``"ing"``,
-        ``"ing-lstsq"``, ``"jacobian"``, and the captum baselines of :mod:`xcebra.attribution.baselines`);
-        see :func:`xcebra.attribution.compute.compute_attribution_map`.
+        ``"ing-lstsq"``, ``"ing-block"``, ``"jacobian"``, and the captum baselines of
+        :mod:`xcebra.attribution.baselines`); see :func:`xcebra.attribution.compute.compute_attribution_map`.
+        ``"ing-block"`` inverts every block at full rank unless ``block_ranks`` ({block name: int}) says otherwise.
 
         Returns
         -------
@@ -312,6 +313,7 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
         """
         self._check_is_fitted()
         neural = self._check_neural(neural)
+        method_options = resolve_method_options(method, method_options, self.blocks_)
         return compute_attribution_map(
             self.encoder_, neural, method, self.blocks_, num_samples=num_samples, lags=lags,
             batch_size=batch_size, random_state=random_state,

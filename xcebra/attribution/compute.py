@@ -27,10 +27,11 @@ from .jacobian import LAG_REDUCTIONS, per_time_attribution
 from .maps import AttributionMap, PartialSums, finalize, partial_sums, select_time_points
 
 __all__ = ["compute_attribution_map", "attribution_sums", "check_attribution_arguments", "recorded_options",
-           "read_rows", "read_windows", "JACOBIAN_METHODS", "STOCHASTIC_METHODS"]
+           "check_block_ranks", "resolve_method_options", "read_rows", "read_windows", "JACOBIAN_METHODS",
+           "STOCHASTIC_METHODS"]
 
 #: methods computed from the encoder Jacobian by :func:`xcebra.attribution.jacobian.per_time_attribution`
-JACOBIAN_METHODS = ("ing", "ing-lstsq", "jacobian")
+JACOBIAN_METHODS = ("ing", "ing-lstsq", "ing-block", "jacobian")
 #: baselines that draw random numbers: the k-th batch of a map uses random stream k (see :mod:`.baselines`)
 STOCHASTIC_METHODS = _STOCHASTIC
 
@@ -99,8 +100,54 @@ def check_attribution_arguments(method: str, lags: str, num_samples: int | None,
         raise ValueError(f"num_samples must be None or an int >= 1; got {num_samples!r}")
     if not _is_int(batch_size, 1):
         raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
-    if method in JACOBIAN_METHODS and options:
+    if method == "ing-block":
+        extra = set(options) - {"block_ranks"}
+        if extra:
+            raise ValueError(f"method 'ing-block' takes only the option 'block_ranks'; got "
+                             f"{', '.join(repr(k) for k in sorted(extra))}")
+        ranks = options.get("block_ranks")
+        entries = ranks.values() if isinstance(ranks, dict) else ranks
+        if ranks is not None and (isinstance(ranks, str) or not hasattr(ranks, "__len__")
+                                  or not all(r is None or _is_int(r, 1) for r in entries)):
+            raise ValueError("block_ranks must be None, a dict {block name: int >= 1 or None} or one such entry per "
+                             f"embedding block, in block order; got {ranks!r}")
+    elif method in JACOBIAN_METHODS and options:
         raise ValueError(f"method {method!r} takes no options; got {', '.join(repr(k) for k in options)}")
+
+
+def check_block_ranks(ranks: Sequence, blocks: Sequence) -> None:
+    """Raise a ValueError unless ``ranks`` has one entry per block and none exceeds its block's width."""
+    if len(ranks) != len(blocks):
+        raise ValueError(f"block_ranks has {len(ranks)} entries but the embedding has {len(blocks)} blocks "
+                         f"({', '.join(repr(name) for name, _ in blocks)}); give one per block")
+    for rank, (name, part) in zip(ranks, blocks):
+        width = part.stop - part.start
+        if rank is not None and rank > width:
+            raise ValueError(f"block_ranks gives block {name!r} rank {rank}, but it has only {width} dimensions")
+
+
+def resolve_method_options(method: str, options: dict, blocks: Sequence, default_ranks=None) -> dict:
+    """``options`` with ``block_ranks`` of ``"ing-block"`` as one int or None per block, in block order.
+
+    ``block_ranks`` may be a dict {block name: int or None}, whose missing blocks take
+    ``default_ranks(missing_names)`` (a callable returning such a dict; None: full rank), or a sequence with
+    one entry per block. Other
+    methods' options are returned unchanged.
+    """
+    if method != "ing-block":
+        return options
+    names = [name for name, _ in blocks]
+    given = options.get("block_ranks")
+    if given is not None and not isinstance(given, dict):
+        return options
+    given = {} if given is None else given
+    unknown = [k for k in given if k not in names]
+    if unknown:
+        raise ValueError(f"block_ranks names block {unknown[0]!r}, which this model does not have; its blocks are "
+                         f"{', '.join(repr(n) for n in names)}")
+    missing = [n for n in names if n not in given]
+    defaults = default_ranks(missing) if missing and default_ranks is not None else {}
+    return {**options, "block_ranks": tuple(given[n] if n in given else defaults.get(n) for n in names)}
 
 
 def recorded_options(lags: str, num_samples: int | None, random_state: int | None, options: dict) -> dict:
@@ -141,8 +188,10 @@ def attribution_sums(embedder: nn.Module, neural: Any, positions: np.ndarray, me
     parameter = next(embedder.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     if method in JACOBIAN_METHODS:
+        block_ranks = options.get("block_ranks")
+
         def attribute(windows: torch.Tensor) -> torch.Tensor:
-            return per_time_attribution(embedder, windows, method, lags)
+            return per_time_attribution(embedder, windows, method, lags, block_ranks=block_ranks)
     else:
         from . import baselines
         attribute = baselines.make_attributor(embedder, method, random_state=random_state, **options)
@@ -170,7 +219,8 @@ def compute_attribution_map(embedder: nn.Module, neural: Any, method: str, block
         reads at most ``2 * batch_size * window`` rows (see :func:`read_windows`), never all of it.
         The caller checks that N matches the model.
     method : str
-        ``"ing"``, ``"ing-lstsq"``, ``"jacobian"`` or a baseline of :mod:`xcebra.attribution.baselines`.
+        ``"ing"``, ``"ing-lstsq"``, ``"ing-block"`` (pseudo-inverse per block, see
+        :mod:`xcebra.attribution.jacobian`), ``"jacobian"`` or a baseline of :mod:`xcebra.attribution.baselines`.
     blocks : list of (name, slice)
         The embedding's disjoint blocks, stored in the map.
     num_samples : int, optional
@@ -184,7 +234,9 @@ def compute_attribution_map(embedder: nn.Module, neural: Any, method: str, block
     verbose : bool, default False
         Progress bar.
     **options
-        Options of a baseline method (``n_steps``, ``n_samples``, ``baseline``, ...).
+        Options of a baseline method (``n_steps``, ``n_samples``, ``baseline``, ...), or, for
+        ``"ing-block"``, ``block_ranks``: one int >= 1 (at most the block's width) or None per block of
+        ``blocks``, the most singular values kept when inverting that block (None: all above round-off).
 
     Returns
     -------
@@ -199,6 +251,9 @@ def compute_attribution_map(embedder: nn.Module, neural: Any, method: str, block
         Jacobian method, a recording shorter than the window, or non-finite values in ``neural``.
     """
     check_attribution_arguments(method, lags, num_samples, batch_size, options)
+    options = resolve_method_options(method, options, blocks)
+    if method == "ing-block" and options.get("block_ranks") is not None:
+        check_block_ranks(options["block_ranks"], blocks)
     window = embedder.window
     n_valid = neural.shape[0] - window + 1
     if n_valid < 1:
