@@ -69,8 +69,10 @@ def main(argv=None) -> None:
     parser.add_argument("--reference", type=Path, help="output of reference_ratinabox.py")
     parser.add_argument("--model", type=Path, help="an already fitted xcebra model of the same configuration")
     parser.add_argument("--save-model", type=Path, help="write the fitted xcebra model here")
-    parser.add_argument("--reuse-reference", action="store_true",
-                        help="take the reference's scores from the existing results JSON instead of --reference")
+    parser.add_argument("--reuse-reference", nargs="?", const=HERE / "results" / "ratinabox_side_by_side.json",
+                        type=Path, metavar="JSON",
+                        help="take the reference's scores from a results JSON of this script instead of --reference "
+                             "(default: benchmarks/results/ratinabox_side_by_side.json)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=JSON",
                         help="override an xcebra parameter, e.g. --param regularizer_batch_size=null")
     parser.add_argument("--threads", type=int, default=2)
@@ -115,9 +117,9 @@ def main(argv=None) -> None:
     if args.reference and args.reuse_reference:
         parser.error("give --reference or --reuse-reference, not both")
     if args.reuse_reference:
-        previous = json.loads((args.out / "ratinabox_side_by_side.json").read_text())
+        previous = json.loads(args.reuse_reference.read_text())
         if "cebra" not in previous:
-            parser.error(f"{args.out / 'ratinabox_side_by_side.json'} has no reference ('cebra') results to reuse")
+            parser.error(f"{args.reuse_reference} has no reference ('cebra') results to reuse")
         results["cebra"] = {**previous["cebra"], "reused": True}
     if args.reference:
         ref = np.load(args.reference)
@@ -130,8 +132,9 @@ def main(argv=None) -> None:
     lines = ["# RatInABox, seed configuration: xcebra and the reference package side by side", "",
              "`python benchmarks/ratinabox_side_by_side.py` (see its docstring for the reference run). Same data "
              "(xcebra.datasets.ratinabox() defaults: 90 neurons, 2000 s at 0.1 s), same configuration, 1000 steps."
-             + (" The reference's rows are reused from the previous results file (--reuse-reference): its maps and "
-                "embedding do not change when xcebra does." if args.reuse_reference else ""), "",
+             + (f" The reference's rows are reused from {args.reuse_reference.name} (--reuse-reference): its maps and "
+                "embedding do not change when xcebra does." if args.reuse_reference else "")
+             + (f" xcebra parameters changed: {' '.join(args.param)}." if args.param else ""), "",
              "| package | block | linear R2 (held out) | kNN R2 (held out) | linear R2 (in-sample, seed's number) |",
              "|---|---|---|---|---|"]
     for package, r in results.items():

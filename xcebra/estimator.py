@@ -154,6 +154,9 @@ class XCEBRA(BaseEstimator):
         ``regularizer``, ``regularizer_weight`` and ``seconds`` (wall time of each step).
     n_features_in_ : int, number of neurons seen in fit.
     random_state_ : int, the seed actually used.
+    label_names_ : tuple of str, the labels passed to fit.
+    label_dims_ : dict of str -> int, each label's number of columns (1 for a (T,) label); sets the
+        default ranks of ``attribution_map(method="ing-block")`` (see :meth:`identified_ranks`).
 
     Examples
     --------

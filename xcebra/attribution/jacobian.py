@@ -21,10 +21,10 @@ position, d = 2) is identified as a function of that label, so its Jacobian has 
 4-dimensional cosine block has d + 1 = 3 numerically non-zero singular values, and the direction
 beyond d is what the objective did not identify. Inverting it divides by a small singular value and
 spreads that block's attribution over neurons that do not drive the label (measured on the seed's
-RatInABox setting: the third singular value of the behaviour block is ~0.19 of the first; keeping two
-of them raises the behaviour-block hypothesis AUC from 0.96 to 0.995, see
-``benchmarks/ratinabox_side_by_side.py``). Without a rank, ``"ing-block"`` is the pseudo-inverse of
-each block's Jacobian at full numerical rank.
+RatInABox setting: the third singular value of the behaviour block is ~0.2 of the first; keeping two
+of them raised the behaviour-block hypothesis AUC from 0.958 to 0.995 on one fit, see
+``benchmarks/ing_variants.py``). Without a rank, ``"ing-block"`` is the pseudo-inverse of each block's
+Jacobian at full numerical rank.
 """
 
 from __future__ import annotations
