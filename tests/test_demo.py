@@ -49,7 +49,7 @@ def demo_run(tmp_path_factory):
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             status = main(["demo", "--quick", "--out", str(out), "--seed", "3", "-q"])
     assert status == 0, stderr.getvalue()
-    assert calls == [{"quick": True, "verbose": False, "seed": 3}]
+    assert calls == [{"quick": True, "verbose": False, "seed": 3, "precision": "auto"}]
     summary = json.loads((out / "summary.json").read_text())
     return {"out": out, "stdout": stdout.getvalue(), "summary": summary}
 
@@ -181,6 +181,23 @@ def test_presets_follow_the_seed_and_quick_is_shorter():
 def test_bad_private_config(tmp_path, config, error, message):
     with pytest.raises(error, match=message):
         demo.run_demo(tmp_path, _config=config)
+
+
+@pytest.mark.parametrize("native, cuda, expected", [(True, False, "bf16"), (False, False, "fp32"),
+                                                     (True, True, "fp32")])
+def test_auto_precision_uses_bf16_only_on_cpus_with_native_bf16(monkeypatch, native, cuda, expected):
+    import torch
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert demo.training_precision("auto") == expected
+    assert demo.training_precision("fp32") == "fp32" and demo.training_precision("bf16") == "bf16"
+    with pytest.raises(ValueError, match="precision must be one of 'auto', 'fp32', 'bf16'; got 'fp16'"):
+        demo.training_precision("fp16")
+
+
+def test_summary_records_the_precision_used(demo_run):
+    assert demo_run["summary"]["config"]["precision"] == "auto"
+    assert demo_run["summary"]["precision"] == demo.training_precision("auto")
 
 
 def test_config_overrides_apply_on_top_of_the_chosen_preset():

@@ -185,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="short run: 600 s of data, 120 steps (< 2 min)")
     demo.add_argument("--out", default="xcebra_demo", metavar="DIR", help="output directory (default: xcebra_demo)")
     demo.add_argument("--seed", type=int, default=0, help="random_state of the model (default: 0)")
+    demo.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                      help="training arithmetic; auto: bf16 on CPUs with native bf16 units, else fp32 (default: auto)")
     _common(demo)
 
     fit = sub.add_parser("fit", help="fit xCEBRA to a recording and save the model",
@@ -455,7 +457,7 @@ def _read_cell_types(spec: str, data_path: str, n_neurons: int) -> list[str]:
 def _cmd_demo(args) -> int:
     from .demo import format_summary, run_demo
 
-    summary = run_demo(args.out, quick=args.quick, verbose=not args.quiet, seed=args.seed)
+    summary = run_demo(args.out, quick=args.quick, verbose=not args.quiet, seed=args.seed, precision=args.precision)
     print(format_summary(summary))
     print(f"\nwrote {Path(args.out) / 'report.html'}, {Path(args.out) / 'summary.json'}, "
           f"{len(summary['files']['figures'])} figures and {Path(args.out) / 'model.xcebra'}")

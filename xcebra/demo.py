@@ -100,6 +100,7 @@ class DemoConfig:
     learning_rate: float = 3e-4
     regularizer_weight: float = 0.1
     regularizer_ramp: Any = (250, 500)
+    precision: str = "auto"  # see training_precision
     # attribution
     methods: tuple[str, ...] = ("ing", "ing-block", "jacobian")
     num_samples: int | None = None
@@ -172,6 +173,32 @@ class _Timer:
             elapsed = time.perf_counter() - start
             self.seconds[phase] = self.seconds.get(phase, 0.0) + elapsed
             logger.info("demo: %s done in %.1f s", phase, elapsed)
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def training_precision(requested: str) -> str:
+    """The ``precision`` the demo trains with: ``"auto"`` is ``"bf16"`` on a CPU that multiplies bfloat16
+    natively (AVX512-BF16 or AMX, as oneDNN reports), ``"fp32"`` otherwise and whenever CUDA is used.
+
+    Why: on this project's 2-core CPU the seed-configuration fit takes 478 s in bf16 against 758 s in fp32,
+    with the same decoding and hypothesis scores (``benchmarks/results/ratinabox_bf16/``), which brings the
+    default demo under ten minutes; on CPUs without bf16 units autocast emulates it and is slower.
+    """
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(repr(p) for p in PRECISIONS)}; got {requested!r}")
+    if requested != "auto":
+        return requested
+    import torch
+
+    if torch.cuda.is_available():
+        return "fp32"
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        native = False
+    return "bf16" if native else "fp32"
 
 
 def _resolve_config(quick: bool, config: Any) -> tuple[str, DemoConfig]:
@@ -449,7 +476,7 @@ def _seed_comparison_text(summary: dict[str, Any]) -> str:
 
 
 def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool = True, seed: int = 0,
-             _config: Any = None) -> dict[str, Any]:
+             precision: str | None = None, _config: Any = None) -> dict[str, Any]:
     """Run the seed pipeline on simulated RatInABox data and write a report.
 
     Steps: simulate (or load from the cache) the data; fit xCEBRA (behaviour objective on position,
@@ -469,6 +496,8 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
         Progress bars (simulation, training, attribution, saving figures).
     seed : int, default=0
         ``random_state`` of the model (the simulated data always use the seed data set's seed).
+    precision : {"auto", "fp32", "bf16"}, optional
+        Training arithmetic (default: the configuration's, ``"auto"``: see :func:`training_precision`).
     _config : str, DemoConfig or dict, optional
         For tests and experiments: a preset name (``"tiny"``), a full :class:`DemoConfig`, or a dict of
         :class:`DemoConfig` fields overriding the preset chosen by ``quick``.
@@ -486,6 +515,9 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
     from .objectives import Objective
 
     mode, config = _resolve_config(quick, _config)
+    if precision is not None:
+        config = dataclasses.replace(config, precision=precision)
+    used_precision = training_precision(config.precision)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timer = _Timer()
@@ -506,7 +538,7 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
         temperature=config.temperature, batch_size=config.batch_size, max_steps=config.max_steps,
         learning_rate=config.learning_rate, regularizer_weight=config.regularizer_weight,
         regularizer_ramp=tuple(config.regularizer_ramp) if isinstance(config.regularizer_ramp, list)
-        else config.regularizer_ramp, random_state=seed, verbose=verbose)
+        else config.regularizer_ramp, precision=used_precision, random_state=seed, verbose=verbose)
     with timer("fit"):
         model.fit(data.spikes, position=data.position)
     model_path = out / "model.xcebra"
@@ -548,6 +580,7 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
         "xcebra_version": __version__,
         "mode": mode,
         "seed": seed,
+        "precision": used_precision,
         "config": config.to_dict(),
         "data": {"n_timepoints": data.n_timepoints, "n_neurons": data.n_neurons, "cell_types": counts,
                  "params": data.params},
@@ -592,7 +625,8 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
         f"(time_delta positives on position), time objective on dims 0-{config.output_dim - 1} (offset "
         f"{config.time_offset}), encoder {config.model} with {config.hidden_units} hidden units, {config.loss} loss, "
         f"batch {config.batch_size}, {config.max_steps} steps, learning rate {config.learning_rate:g}, Jacobian "
-        f"regularizer {config.regularizer_weight:g} (ramp {config.regularizer_ramp}). Attribution over {n_attr} "
+        f"regularizer {config.regularizer_weight:g} (ramp {config.regularizer_ramp}), training precision "
+        f"{used_precision} (requested: {config.precision}). Attribution over {n_attr} "
         f"time points. Run mode: {mode}.")
     by_heading = {s["heading"]: s for s in sections}
     by_heading["Data"]["figures"] = [figures["raster"], figures["trajectory"]]
