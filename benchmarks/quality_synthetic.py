@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 import time
@@ -25,25 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _args import parse_params  # noqa: E402
+
 #: the configuration benchmarked (and used by tests/test_end_to_end.py): the paper's small synthetic setting
 CONFIG = dict(model="offset1", hidden_units=128, loss="euclidean", batch_size=512, learning_rate=1e-3,
               regularizer_ramp=None)
 REGULARIZER = 0.01
 DEFAULT_OUT = Path(__file__).parent / "results"
-
-
-def parse_params(items: list[str], parser: argparse.ArgumentParser) -> dict:
-    """``["name=JSON", ...]`` -> {name: value}; a clear parser error for anything else."""
-    overrides = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--param needs NAME=JSON; got {item!r}")
-        try:
-            overrides[name] = json.loads(value)
-        except json.JSONDecodeError:
-            parser.error(f"--param {name}: {value!r} is not JSON (strings need quotes: '\"...\"')")
-    return overrides
 
 
 def run_one(job: dict) -> list[dict]:

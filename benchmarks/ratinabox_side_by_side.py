@@ -35,6 +35,9 @@ import xcebra
 from xcebra import Objective
 from xcebra.hypotheses import test_hypothesis
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _args import parse_params  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 BLOCKS = [("behavior", slice(0, 4)), ("time", slice(4, 14))]
 HYPOTHESIS = {"behavior": ["grid", "place"]}
@@ -78,6 +81,8 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
+    if args.model and args.param:
+        parser.error("--param changes the configuration of a fit; it has no effect with --model")
     if args.write_data:
         rec = xcebra.datasets.ratinabox()
         args.write_data.parent.mkdir(parents=True, exist_ok=True)
@@ -93,16 +98,7 @@ def main(argv=None) -> None:
         fit_seconds = float(np.sum(model.log_["seconds"]))
     else:
         model = seed_model()
-        overrides = {}
-        for item in args.param:
-            name, sep, value = item.partition("=")
-            if not sep:
-                parser.error(f"--param needs NAME=JSON; got {item!r}")
-            try:
-                overrides[name] = json.loads(value)
-            except json.JSONDecodeError:
-                parser.error(f"--param {name}: {value!r} is not JSON (strings need quotes: '\"...\"')")
-        model.set_params(**overrides)
+        model.set_params(**parse_params(args.param, parser))
         start = time.perf_counter()
         model.fit(spikes, position=position)
         fit_seconds = time.perf_counter() - start

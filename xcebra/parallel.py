@@ -688,17 +688,13 @@ def attribution_map(model: Any, neural: Any, method: str = "ing", *, client: Any
         largest peak resident memory a worker process reported.
     """
     from ._validation import is_int
-    from .attribution.compute import (check_attribution_arguments, check_block_ranks, recorded_options,
-                                      resolve_method_options)
+    from .attribution.compute import check_attribution_arguments, recorded_options, resolve_method_options
     from .attribution.maps import finalize, select_time_points
 
     model._check_is_fitted()
-    check_attribution_arguments(method, lags, num_samples, batch_size, method_options)
     method_options = resolve_method_options(method, method_options, model.blocks_,
                                             getattr(model, "identified_ranks", None))
-    check_attribution_arguments(method, lags, num_samples, batch_size, method_options)
-    if method == "ing-block" and method_options.get("block_ranks") is not None:
-        check_block_ranks(method_options["block_ranks"], model.blocks_)
+    check_attribution_arguments(method, lags, num_samples, batch_size, method_options, model.blocks_)
     if not is_int(chunk_size, 1):
         raise ValueError(f"chunk_size must be an int >= 1; got {chunk_size!r}")
     source = _on_disk(neural)

@@ -88,9 +88,10 @@ def read_windows(neural: Any, positions: np.ndarray, window: int, name: str = "n
 
 
 def check_attribution_arguments(method: str, lags: str, num_samples: int | None, batch_size: int,
-                                options: dict) -> None:
+                                options: dict, blocks: Sequence | None = None) -> None:
     """Raise a ValueError naming the argument for an unknown method or lag reduction, a bad ``num_samples``
-    or ``batch_size``, or options given to a Jacobian method."""
+    or ``batch_size``, or options given to a Jacobian method; with ``blocks``, also ``"ing-block"`` ranks
+    that do not fit them (see :func:`check_block_ranks`)."""
     from . import METHODS
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(repr(m) for m in METHODS)}; got {method!r}")
@@ -111,6 +112,8 @@ def check_attribution_arguments(method: str, lags: str, num_samples: int | None,
                                   or not all(r is None or _is_int(r, 1) for r in entries)):
             raise ValueError("block_ranks must be None, a dict {block name: int >= 1 or None} or one such entry per "
                              f"embedding block, in block order; got {ranks!r}")
+        if blocks is not None and ranks is not None and not isinstance(ranks, dict):
+            check_block_ranks(ranks, blocks)
     elif method in JACOBIAN_METHODS and options:
         raise ValueError(f"method {method!r} takes no options; got {', '.join(repr(k) for k in options)}")
 
@@ -250,10 +253,8 @@ def compute_attribution_map(embedder: nn.Module, neural: Any, method: str, block
         Unknown method or lag reduction, bad ``num_samples`` / ``batch_size``, options given to a
         Jacobian method, a recording shorter than the window, or non-finite values in ``neural``.
     """
-    check_attribution_arguments(method, lags, num_samples, batch_size, options)
     options = resolve_method_options(method, options, blocks)
-    if method == "ing-block" and options.get("block_ranks") is not None:
-        check_block_ranks(options["block_ranks"], blocks)
+    check_attribution_arguments(method, lags, num_samples, batch_size, options, blocks)
     window = embedder.window
     n_valid = neural.shape[0] - window + 1
     if n_valid < 1:
