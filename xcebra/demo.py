@@ -480,8 +480,8 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
     """Run the seed pipeline on simulated RatInABox data and write a report.
 
     Steps: simulate (or load from the cache) the data; fit xCEBRA (behaviour objective on position,
-    time objective, Jacobian regularizer); embed; decode position from each block; compute the ING and
-    Jacobian attribution maps; test the hypothesis per block (``BEHAVIOR_HYPOTHESIS``) and, for
+    time objective, Jacobian regularizer); embed; decode position from each block; compute the ING,
+    per-block ING (``"ing-block"``) and Jacobian attribution maps; test the hypothesis per block (``BEHAVIOR_HYPOTHESIS``) and, for
     comparison, the seed's pooled per-entry AUC (``SEED_HYPOTHESIS``); draw the figures.
 
     Parameters

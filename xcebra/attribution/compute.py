@@ -134,8 +134,7 @@ def resolve_method_options(method: str, options: dict, blocks: Sequence, default
 
     ``block_ranks`` may be a dict {block name: int or None}, whose missing blocks take
     ``default_ranks(missing_names)`` (a callable returning such a dict; None: full rank), or a sequence with
-    one entry per block. Other
-    methods' options are returned unchanged.
+    one entry per block. Other methods' options are returned unchanged.
     """
     if method != "ing-block":
         return options
