@@ -179,8 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     demo = sub.add_parser("demo", help="the seed pipeline end to end on simulated RatInABox data",
-                          description="Simulate RatInABox data, fit xCEBRA, compute ING and Jacobian attribution "
-                                      "maps, test the cell-type hypothesis per block and write a report.",
+                          description="Simulate RatInABox data, fit xCEBRA, compute ING, per-block ING and Jacobian "
+                                      "attribution maps, test the cell-type hypothesis per block and write a report.",
                           epilog=_EPILOGS["demo"], formatter_class=formatter)
     demo.add_argument("--quick", action="store_true", help="short run: 600 s of data, 120 steps (< 2 min)")
     demo.add_argument("--out", default="xcebra_demo", metavar="DIR", help="output directory (default: xcebra_demo)")
