@@ -317,6 +317,11 @@ def test_bf16_training_matches_fp32_closely(data):
     # same seed, same batch: the first loss differs only by bfloat16 rounding of the encoder's arithmetic
     assert bf16.log_["loss"][0] == pytest.approx(fp32.log_["loss"][0], rel=2e-2)
     assert bf16.log_["loss"][0] != fp32.log_["loss"][0]
+    # the regularizer runs in bf16 too: same projections (same seed), its value within bfloat16 rounding
+    fp32_reg = _model(max_steps=1, regularizer_ramp=None).fit(neural, position=position).log_["regularizer"][0]
+    bf16_reg = _model(max_steps=1, regularizer_ramp=None, precision="bf16").fit(neural, position=position)
+    assert bf16_reg.log_["regularizer"][0] == pytest.approx(fp32_reg, rel=3e-2)
+    assert bf16_reg.log_["regularizer"][0] != fp32_reg and fp32_reg > 0
     longer = _model(precision="bf16").fit(neural, position=position)
     assert np.isfinite(longer.log_["loss"]).all()
     assert next(longer.encoder_.parameters()).dtype == torch.float32  # weights stay float32

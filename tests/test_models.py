@@ -100,3 +100,65 @@ def test_shift_equals_adding_it_to_every_frame(name, extra):
     torch.testing.assert_close(encoder(x, torch.zeros(4, 5)), encoder(x))
     encoder.net = torch.nn.Identity() if name == "offset1" else encoder.net[:1]  # not a linear-first Sequential
     torch.testing.assert_close(encoder(x, shift), encoder(x + shift[:, :, None]))
+
+
+CONV_MODELS = sorted(set(MODELS) - {"offset1"})
+
+
+@pytest.mark.parametrize("name", CONV_MODELS)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_matmul_path_equals_conv1d_with_gradients(name, batch):
+    """forward_matmuls (taps as matrix products, fused backward) gives Conv1d's output and weight gradients."""
+    torch.manual_seed(0)
+    encoder = make_encoder(name, 5, 12, 3).double()
+    x = torch.randn(batch, 5, encoder.window + 9, dtype=torch.float64)
+    shift = torch.randn(batch, 5, dtype=torch.float64)
+    cotangent = torch.randn(batch, 3, 10, dtype=torch.float64)
+    reference = encoder.net(x + shift[:, :, None])
+    matmuls = encoder.forward_matmuls(x, shift)
+    torch.testing.assert_close(matmuls, reference, rtol=1e-10, atol=1e-12)
+    expected = torch.autograd.grad(reference, list(encoder.parameters()), cotangent)
+    got = torch.autograd.grad(matmuls, list(encoder.parameters()), cotangent)
+    for name_, a, b in zip([n for n, _ in encoder.named_parameters()], got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name_)
+
+
+def test_time_major_conv_is_twice_differentiable():
+    from xcebra.models import _TimeMajorConv
+
+    generator = torch.Generator().manual_seed(4)
+    frames = torch.randn(2, 7, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(4, 3, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = torch.randn(4, dtype=torch.float64, generator=generator, requires_grad=True)
+    assert torch.autograd.gradcheck(_TimeMajorConv.apply, (frames, weight, bias))
+    assert torch.autograd.gradgradcheck(_TimeMajorConv.apply, (frames, weight, bias))
+    assert torch.autograd.gradcheck(_TimeMajorConv.apply, (frames, weight, None))
+
+
+@pytest.mark.parametrize("name", CONV_MODELS)
+def test_matmul_path_is_taken_where_documented(monkeypatch, name):
+    """Whole data sequences and CPU autocast take forward_matmuls; batches of windows, inputs that are
+    differentiated and swapped layers keep Conv1d; every path gives the same embedding."""
+    encoder = _encoder(name)
+    calls = []
+    original = type(encoder).forward_matmuls
+    monkeypatch.setattr(type(encoder), "forward_matmuls", lambda self, *a: calls.append(1) or original(self, *a))
+    sequence = torch.randn(1, 3, encoder.window + 20)
+    windows = sliding_windows(sequence[0].T.contiguous(), encoder.window)
+    expected = encoder.net(sequence)
+    torch.testing.assert_close(encoder(sequence), expected, rtol=1e-5, atol=1e-6)
+    assert len(calls) == 1
+    torch.testing.assert_close(encoder(windows)[:, :, 0], expected[0].T, rtol=1e-5, atol=1e-6)
+    encoder(sequence.clone().requires_grad_(True))
+    assert len(calls) == 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = encoder(windows)
+    assert len(calls) == 2 and low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float()[:, :, 0], expected[0].T, rtol=5e-2, atol=5e-2)
+    encoder.net = torch.nn.Sequential(*encoder.net[:-1], torch.nn.Conv1d(8, 4, encoder.net[-1].kernel_size[0], padding=0,
+                                                                       dilation=1, bias=False))
+    encoder(sequence)
+    encoder.net[-1].dilation = (2,)  # no longer the layout forward_matmuls computes
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        encoder(sequence[..., :encoder.window + 22])
+    assert len(calls) == 3

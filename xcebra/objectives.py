@@ -231,7 +231,8 @@ class Embedder(nn.Module):
         """x: (B, N, L) -> (B, L - window + 1, D), float32.
 
         ``precision="bf16"`` runs the encoder under ``torch.autocast`` in bfloat16 (weights, accumulation
-        and the block normalisation stay in float32); used only for training when asked for.
+        and the block normalisation stay in float32); used only for training (contrastive pass and
+        regularizer) when asked for.
         ``shift`` (B, N), optional: added to every frame of ``x`` (see :class:`xcebra.models.Encoder`).
         """
         args = (x,) if shift is None else (x, shift)

@@ -306,7 +306,7 @@ class _Shard:
         if not bool(mask.any()):
             return windows.new_zeros(())
         reg_windows = windows[reference[mask] - self.left].clone().requires_grad_(True)
-        reg_out = embedder(reg_windows)[:, 0]
+        reg_out = embedder(reg_windows, plan.precision)[:, 0]
         return jacobian_penalty(reg_out, reg_windows, row_weights=coverage, n_projections=plan.regularizer_projections,
                                 exact=plan.regularizer_exact, denominator=n,
                                 projections=None if projections is None else projections[:, mask.cpu()])
@@ -396,7 +396,7 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
                     regularizer = total.new_zeros(())
             elif weight > 0:
                 reg_windows = windows[batch.reference[:reg_size] - left].clone().requires_grad_(True)
-                reg_out = embedder(reg_windows)[:, 0]
+                reg_out = embedder(reg_windows, plan.precision)[:, 0]
                 regularizer = jacobian_penalty(reg_out, reg_windows, row_weights=coverage,
                                                n_projections=plan.regularizer_projections,
                                                exact=plan.regularizer_exact, generator=generator)
