@@ -410,8 +410,9 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
             if group is not None:
                 from .ddp import all_reduce_gradients
                 all_reduce_gradients(parameters)
-            grad_norm = torch.linalg.vector_norm(
-                torch.stack([torch.linalg.vector_norm(p.grad) for p in parameters if p.grad is not None]))
+            grads = [p.grad for p in parameters if p.grad is not None]
+            # one foreach kernel for all the per-tensor norms: the small MLP's step is bound by operation count
+            grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else total.new_zeros(())
             values = torch.stack([total.detach(), regularizer.detach(), grad_norm, *[l.detach() for l in losses]]).tolist()
             if not all(math.isfinite(v) for v in values):
                 raise DivergenceError(
@@ -419,10 +420,10 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
                     "The weights from before this step were kept; lower learning_rate or regularizer_weight, "
                     "or check the data for extreme values", step=step, log=_as_arrays(log))
             with torch.no_grad():
-                for saved, p in zip(last_good, parameters):
-                    saved.copy_(p)
+                torch._foreach_copy_(last_good, parameters)
             optimizer.step()
-            if not bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all()):
+            # a norm is finite exactly when every entry is (or it overflowed float32, a divergence too)
+            if not bool(torch.isfinite(torch.stack(torch._foreach_norm(parameters))).all()):
                 with torch.no_grad():
                     for saved, p in zip(last_good, parameters):
                         p.copy_(saved)
