@@ -2,7 +2,7 @@
 
 Runs in the reference environment (`make bench-env`), never imports xcebra:
 
-    .venv-bench/bin/python benchmarks/reference_ratinabox.py --data DATA.npz --out REF.npz [--steps 1000]
+    .venv-bench/bin/python benchmarks/reference_ratinabox.py --data DATA.npz --out REF.npz [--steps 1000] [--seed S]
 
 DATA.npz holds `spikes` (T, N) and `position` (T, 2). The script reproduces the seed notebook cell by
 cell (configuration built by `reference_cebra.build_solver`, the seed's `LinearRampUp` schedule for the
@@ -32,11 +32,17 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed torch's and numpy's global generators first (the reference takes no seed of its own; "
+                             "default: unseeded, as the seed notebook runs)")
     args = parser.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+        np.random.seed(args.seed)
     import cebra
     import cebra.attribution
     from cebra.data import TensorDataset
@@ -74,7 +80,7 @@ def main(argv=None) -> None:
     result = method.compute_attribution_map()
     attribution_seconds = time.perf_counter() - start
     info = {"cebra_version": cebra.__version__, "steps": args.steps, "fit_seconds": fit_seconds,
-            "attribution_seconds": attribution_seconds, "threads": args.threads, "config": cfg,
+            "attribution_seconds": attribution_seconds, "threads": args.threads, "seed": args.seed, "config": cfg,
             "final_losses": {str(k): v[-1] for k, v in solver.log.items() if len(v)}}
     np.savez(args.out, embedding=embedding,
              jf=np.abs(result["jf"]).mean(0), jf_inv_svd=np.abs(result["jf-inv-svd"]).mean(0),
