@@ -5,7 +5,8 @@ design choices measured against their straightforward alternatives.
 
 1. Seed configuration (offset10, T=20,000, batch 2,500): one step embedding the step's ~10,000
    distinct time points as a batch of windows vs one pass of the encoder over the whole recording
-   (what `training.embed_indices` picks here), forward + backward.
+   (what `training.embed_indices` picks here), forward + backward; and that pass with Conv1d vs one
+   matrix product per kernel tap (`ConvEncoder.forward_matmuls`), in fp32 and under bf16 autocast.
 2. Window Jacobians for the attribution map: `torch.func.vmap(jacrev)` vs one reverse pass per output
    dimension over the whole batch (what `attribution.jacobian.window_jacobian` does).
 3. Operator tables (torch.profiler) of a seed-configuration step with the regularizer and of a step of
@@ -69,6 +70,25 @@ def main(argv=None) -> None:
     print(f"| batch of {len(torch.unique(index))} distinct windows | {windows_s:.3f} |")
     print(f"| whole recording in one pass | {sequence_s:.3f} |")
     print(f"\nWhole-sequence evaluation is {windows_s / sequence_s:.1f}x faster here.\n")
+
+    encoder = embedder.encoder
+    sequence = neural.T.contiguous()[None]
+
+    def whole_pass(forward, bf16):
+        def run():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = forward(sequence)
+            out.float().pow(2).sum().backward()
+        return run
+
+    print("## 1b. The convolutions of that pass: Conv1d against one matrix product per kernel tap\n")
+    print("Forward + backward of the offset10 encoder over the whole recording (T = 20,000); "
+          "`forward_matmuls` is what `ConvEncoder.forward` takes for whole sequences and under CPU autocast.\n")
+    print("| precision | Conv1d (s) | one product per tap (s) |\n|---|---|---|")
+    for label, bf16 in (("fp32", False), ("bf16 autocast", True)):
+        print(f"| {label} | {timed(whole_pass(encoder.net, bf16)):.3f} | "
+              f"{timed(whole_pass(encoder.forward_matmuls, bf16)):.3f} |")
+    print()
 
     windows = sliding_windows(neural, 10)[:1024]
 
