@@ -420,7 +420,11 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
                     "The weights from before this step were kept; lower learning_rate or regularizer_weight, "
                     "or check the data for extreme values", step=step, log=_as_arrays(log))
             with torch.no_grad():
-                torch._foreach_copy_(last_good, parameters)
+                if hasattr(torch, "_foreach_copy_"):
+                    torch._foreach_copy_(last_good, parameters)
+                else:  # older torch
+                    for saved, p in zip(last_good, parameters):
+                        saved.copy_(p)
             optimizer.step()
             # a norm is finite exactly when every entry is (or it overflowed float32, a divergence too)
             if not bool(torch.isfinite(torch.stack(torch._foreach_norm(parameters))).all()):
