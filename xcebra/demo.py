@@ -182,7 +182,7 @@ def training_precision(requested: str) -> str:
     """The ``precision`` the demo trains with: ``"auto"`` is ``"bf16"`` on a CPU that multiplies bfloat16
     natively (AVX512-BF16 or AMX, as oneDNN reports), ``"fp32"`` otherwise and whenever CUDA is used.
 
-    Why: a seed-configuration step with the regularizer takes 0.21 s in bf16 against 0.47 s in fp32 on a
+    Why: a seed-configuration step with the regularizer takes 0.20 s in bf16 against 0.44 s in fp32 on a
     2-core CPU with AMX (``benchmarks/results/speed.md``; 478 s against 758 s for the whole fit on one with
     AVX512-BF16 only), with the same decoding and hypothesis scores (``benchmarks/results/ratinabox_bf16/``
     against ``benchmarks/results/ratinabox_side_by_side.md``); on CPUs without bf16 units autocast

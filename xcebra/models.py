@@ -121,8 +121,9 @@ class ConvEncoder(Encoder):
         (``B == 1``, no gradient with respect to ``x``: the training pass), the convolutions run as matrix
         products on time-major activations (:meth:`forward_matmuls`). Why: oneDNN's bfloat16 ``Conv1d``
         under autocast was barely faster than float32, while bfloat16 matrix products use the CPU's matrix
-        units; forward + backward of ``offset10`` over T = 20,000 frames, measured on a 2-core AMX CPU:
-        bfloat16 0.10 s against 0.27 s with ``Conv1d``, float32 0.33 s against 0.37 s.
+        units; forward + backward of ``offset10`` over T = 20,000 frames on a 2-core AMX CPU
+        (``benchmarks/profile_step.py``): bfloat16 0.108 s against 0.306 s with ``Conv1d``, float32 0.352 s
+        against 0.383 s.
         """
         if x.device.type == "cpu" and self._is_built_layout() and (
                 _cpu_autocast_enabled() or (x.shape[0] == 1 and not x.requires_grad and shift is None)):
