@@ -19,6 +19,7 @@ import csv
 import os
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def run_one(job: dict) -> list[dict]:
         output_dim=nl, max_steps=job["steps"], regularizer_weight=job["regularizer"], random_state=job["seed"],
         precision=job["precision"], verbose=False, **{**CONFIG, **job["params"]})
     start = time.perf_counter()
-    model.fit(data.neural, behavior=data.behavior)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", xcebra.training.EmbeddingGrowthWarning)
+        model.fit(data.neural, behavior=data.behavior)
     fit_seconds = time.perf_counter() - start
     embedding = model.transform(data.neural)
     decoding = xcebra.metrics.decoding_scores(embedding, data.behavior, model.blocks_)
@@ -59,7 +62,9 @@ def run_one(job: dict) -> list[dict]:
               "time_loss_end": float(np.median(log["loss/time"][-100:])),
               "regularizer_start": float(np.median(log["regularizer"][:100])),
               "regularizer_end": float(np.median(log["regularizer"][-100:])),
-              "embedding_rms": float(np.sqrt(np.mean(embedding.astype(np.float64) ** 2)))}
+              "embedding_rms": float(np.sqrt(np.mean(embedding.astype(np.float64) ** 2))),
+              "spread_end": xcebra.training.euclidean_spread(log, nl, max(model.temperatures_.values())),
+              "growth_warning": any(issubclass(w.category, xcebra.training.EmbeddingGrowthWarning) for w in caught)}
     rows = []
     for method in ("ing", "jacobian"):
         amap = model.attribution_map(data.neural, method=method, verbose=False)
@@ -154,17 +159,19 @@ def main(argv=None) -> None:
                     lines.append(f"| {noise} | {reg} | {precision} | {method} | {cell([r['block_auc'] for r in sel])} | "
                                  f"{cell([r['entry_auc'] for r in sel])} | {cell([r['behavior_r2'] for r in sel])} |")
     lines += ["", "Training health (per fit, ING rows): the time objective's loss over the first / last 100 steps, "
-              "the regularizer (Frobenius norm estimate of the Jacobian) likewise, and the RMS of the final embedding. "
+              "the regularizer (Frobenius norm estimate of the Jacobian) likewise, the RMS of the final embedding, and "
+              "the spread at the end of the fit (typical squared distance over the temperature, "
+              "xcebra.training.euclidean_spread; fit warns above 1e4, 'warned'). "
               "The euclidean InfoNCE has no lower bound: an embedding that keeps growing drives the time loss far "
               "below zero while the decoding R2, which is scale-free, can stay high.", "",
               "| noise | regularizer | precision | seed | time loss start / end | regularizer start / end | "
-              "embedding RMS | behaviour R2 |", "|---|---|---|---|---|---|---|---|"]
+              "embedding RMS | spread / warned | behaviour R2 |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["method"] == "ing":
             lines.append(f"| {r['noise']} | {r['regularizer']} | {r['precision']} | {r['seed']} | "
                          f"{r['time_loss_start']:.3g} / {r['time_loss_end']:.3g} | "
                          f"{r['regularizer_start']:.3g} / {r['regularizer_end']:.3g} | {r['embedding_rms']:.3g} | "
-                         f"{r['behavior_r2']:.3f} |")
+                         f"{r['spread_end']:.3g} / {'yes' if r['growth_warning'] else 'no'} | {r['behavior_r2']:.3f} |")
     (args.out / "quality_synthetic.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -58,12 +58,14 @@ def build_training_setup(neural: np.ndarray, position: np.ndarray, *, model: str
                          learning_rate: float = 1e-2, regularizer_weight: float = 0.0, regularizer_ramp=None,
                          regularizer_exact: bool = False, regularizer_batch_size: int | None = 8,
                          learnable_temperature: bool = False, forward_mode: str = "auto",
-                         checkpoint_every: int = 0, output_dim: int = 4) -> dict:
+                         checkpoint_every: int = 0, output_dim: int = 4, loss: str = "cosine",
+                         objectives=None) -> dict:
     """Everything ``training.fit`` needs, built the way the estimator builds it, for tiny data."""
-    objectives = [Objective("behavior", dims=(0, 2), distribution="time_delta", label="position"),
-                  Objective("time", dims=(0, output_dim), distribution="time", time_offset=3)]
-    layout = block_layout(objectives, output_dim, "cosine")
-    embedder = build_embedder(model, neural.shape[1], 8, output_dim, objectives,
+    if objectives is None:
+        objectives = [Objective("behavior", dims=(0, 2), distribution="time_delta", label="position"),
+                      Objective("time", dims=(0, output_dim), distribution="time", time_offset=3)]
+    layout = block_layout(objectives, output_dim, loss)
+    embedder = build_embedder(model, neural.shape[1], 8, output_dim, objectives, loss=loss,
                               seed=seed if init_seed is None else init_seed)
     domain = Domain.for_window(neural.shape[0], embedder.left, embedder.window - embedder.left)
     distributions = []
@@ -73,7 +75,7 @@ def build_training_setup(neural: np.ndarray, position: np.ndarray, *, model: str
         distributions.append(distribution)
     generator = torch.Generator().manual_seed(seed)
     sampler = BatchSampler(distributions, domain, batch_size, generator)
-    heads = [LossHead(name=o.name, dims=o.slice, similarity="cosine",
+    heads = [LossHead(name=o.name, dims=o.slice, similarity=o.loss or loss,
                       temperature=Temperature(1.0, learnable=learnable_temperature, minimum=0.01))
              for o in objectives]
     plan = TrainingPlan(max_steps=max_steps, learning_rate=learning_rate, regularizer_weight=regularizer_weight,

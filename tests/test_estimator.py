@@ -1,5 +1,7 @@
 """The XCEBRA front door: the scikit-learn contract, fit/transform/attribution_map, save/load."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -362,3 +364,35 @@ def test_objective_losses_checks_its_input(fitted, data):
         fitted.objective_losses(neural[:, :6], position=position)
     with pytest.raises(NotFittedError):
         _model().objective_losses(neural, position=position)
+
+
+# --- training health: the euclidean InfoNCE is unbounded below ---------------------------------------
+
+def _euclidean_fit(time_offset, **kwargs):
+    data = xcebra.datasets.make_synthetic(n_timepoints=1000, random_state=0)
+    model = XCEBRA([Objective("behavior", dims=(0, 3), distribution="time_delta", label="behavior"),
+                    Objective("time", dims=(0, 6), distribution="time", time_offset=time_offset)],
+                   model="offset1", hidden_units=32, output_dim=6, loss="euclidean", batch_size=128,
+                   learning_rate=3e-3, max_steps=200, regularizer_weight=0, random_state=0, verbose=False, **kwargs)
+    return model, data
+
+
+def test_fit_warns_when_the_euclidean_embedding_inflates():
+    # offset-1 positives on slow latents are closer than every negative: scaling up lowers the loss without bound
+    model, data = _euclidean_fit(time_offset=1)
+    with pytest.warns(xcebra.training.EmbeddingGrowthWarning, match=r"squared distances are ~.* times the temperature"):
+        model.fit(data.neural, behavior=data.behavior)
+    std = model.log_["embedding_std"]
+    assert std.shape == (200,) and std[-1] > 100 * std[0]
+
+
+@pytest.mark.parametrize("loss", ["euclidean", "cosine"])
+def test_fit_does_not_warn_when_the_scale_holds(loss):
+    model, data = _euclidean_fit(time_offset=10)
+    model.set_params(loss=loss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", xcebra.training.EmbeddingGrowthWarning)
+        model.fit(data.neural, behavior=data.behavior)
+    assert ("embedding_std" in model.log_) == (loss == "euclidean")
+    if loss == "euclidean":
+        assert xcebra.training.euclidean_spread(model.log_, 6, 1.0) < xcebra.training.SPREAD_LIMIT / 10

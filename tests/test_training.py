@@ -12,6 +12,7 @@ import torch
 import xcebra._files
 from xcebra import training
 from xcebra.losses import infonce
+from xcebra.objectives import Objective
 from xcebra.sampling import BatchSampler
 from xcebra.training import CHECKPOINT_NAME, DivergenceError, embed_indices
 
@@ -128,6 +129,44 @@ def test_first_logged_losses_are_infonce_of_the_first_batch(training_setup_facto
     assert log["loss/behavior"][0] == pytest.approx(expected["behavior"], rel=1e-5)
     assert log["loss/time"][0] == pytest.approx(expected["time"], rel=1e-5)
     assert log["regularizer"][0] == pytest.approx(expected_reg, rel=1e-4)
+
+
+def test_embedding_std_logged_for_euclidean_dims_only(training_setup_factory, small_recording):
+    """Step 0's logged spread equals the centred std of the first references' embedding on the euclidean dims."""
+    objectives = [Objective("behavior", dims=(0, 2), distribution="time_delta", label="position", loss="cosine"),
+                  Objective("time", dims=(2, 5), distribution="time", time_offset=3, loss="euclidean")]
+    setup = training_setup_factory(*small_recording, max_steps=3, output_dim=5, objectives=objectives)
+    initial = copy.deepcopy(setup["embedder"])
+    batch = _first_batch(setup)
+    neural, left, window = setup["neural"], initial.left, initial.window
+    with torch.no_grad():
+        z = torch.stack([initial(neural[t - left:t - left + window].T[None])[0, 0] for t in batch.reference.tolist()])
+    euclidean = z[:, 2:5].double()
+    expected = float(torch.sqrt(((euclidean - euclidean.mean(0)) ** 2).mean()))
+    cosine_too = z.double()
+    assert expected != pytest.approx(float(torch.sqrt(((cosine_too - cosine_too.mean(0)) ** 2).mean())), rel=1e-3)
+    log = _fit(setup)
+    assert log["embedding_std"].shape == (3,)
+    assert log["embedding_std"][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_cosine_fit_logs_no_embedding_std(training_setup_factory, small_recording):
+    assert "embedding_std" not in _fit(training_setup_factory(*small_recording, max_steps=2))
+
+
+@pytest.mark.parametrize("std, n_dims, temperature, expected", [
+    (np.full(100, 2.0), 6, 1.0, 2 * 6 * 4.0),
+    (np.r_[np.full(95, 1.0), np.full(5, 10.0)], 3, 0.5, 2 * 3 * 100 / 0.5),  # the last 5% of steps decide
+    (np.r_[np.full(50, 1.0), np.full(50, 3.0)], 2, 2.0, 2 * 2 * 9 / 2.0),
+    (np.array([4.0]), 1, 1.0, 32.0),
+])
+def test_euclidean_spread(std, n_dims, temperature, expected):
+    assert training.euclidean_spread({"embedding_std": std}, n_dims, temperature) == pytest.approx(expected)
+
+
+def test_euclidean_spread_needs_the_log():
+    assert training.euclidean_spread({"loss": np.zeros(10)}, 4, 1.0) is None
+    assert training.euclidean_spread({"embedding_std": np.zeros(0)}, 4, 1.0) is None
 
 
 def test_regularizer_not_computed_while_its_weight_is_zero(training_setup_factory, small_recording, monkeypatch):

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import secrets
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,7 +28,8 @@ from .losses import Temperature
 from .models import MODELS, make_encoder
 from .objectives import LOSSES, Embedder, Layout, Objective, block_layout
 from .sampling import BatchSampler, Domain, make_distribution
-from .training import DivergenceError, LossHead, TrainingPlan, _fingerprint_data, evaluate_losses, fit as _train
+from .training import (SPREAD_LIMIT, DivergenceError, EmbeddingGrowthWarning, LossHead, TrainingPlan, _fingerprint_data,
+                       euclidean_spread, evaluate_losses, fit as _train)
 
 __all__ = ["XCEBRA"]
 
@@ -153,7 +155,12 @@ class XCEBRA(BaseEstimator):
     encoder_ : torch.nn.Module, the trained network (encoder + block normalisation).
     blocks_ : list of (name, slice), the disjoint blocks of the embedding.
     log_ : dict of str -> ndarray (max_steps,): total loss, each objective's loss (``loss/<name>``),
-        ``regularizer``, ``regularizer_weight`` and ``seconds`` (wall time of each step).
+        ``regularizer``, ``regularizer_weight`` and ``seconds`` (wall time of each step); with a
+        euclidean objective also ``embedding_std``, the standard deviation of the references'
+        embedding over the euclidean dimensions (root mean per-dimension variance, embedding units).
+        The euclidean InfoNCE is unbounded below: fit warns with
+        :class:`xcebra.training.EmbeddingGrowthWarning` when the embedding has grown so far that its
+        squared distances exceed ``1e4`` times the temperature (:func:`xcebra.training.euclidean_spread`).
     n_features_in_ : int, number of neurons seen in fit.
     random_state_ : int, the seed actually used.
     label_names_ : tuple of str, the labels passed to fit.
@@ -428,7 +435,27 @@ class XCEBRA(BaseEstimator):
         self.encoder_ = embedder
         self.temperatures_ = {h.name: float(h.temperature().detach()) for h in heads}
         self._heads = heads
+        self._warn_on_growth()
         return self
+
+    def _warn_on_growth(self) -> None:
+        euclidean = [(o, t) for o, t in zip(self.objectives, self._heads) if t.similarity == "euclidean"]
+        if not euclidean or not is_rank_zero():
+            return
+        n_dims = len({d for _, head in euclidean for d in range(*head.dims.indices(self.output_dim))})
+        temperature = max(self.temperatures_[head.name] for _, head in euclidean)
+        spread = euclidean_spread(self.log_, n_dims, temperature)
+        if spread is None or spread <= SPREAD_LIMIT:
+            return
+        std = self.log_["embedding_std"]
+        warnings.warn(
+            f"the euclidean embedding grew during fit (standard deviation {std[0]:.3g} at the first step, "
+            f"{std[-1]:.3g} at the last; log_['embedding_std']): squared distances are ~{spread:.2g} times the "
+            f"temperature ({temperature:.3g}), so the InfoNCE softmax is saturated and its loss, unbounded below, "
+            "falls by inflating the scale. Scale-free scores (decoding R2, block AUC) may still look fine. "
+            "loss='cosine' bounds the scale; a larger time_offset for time objectives, so that positives are not "
+            "closer than every negative, often holds it",
+            EmbeddingGrowthWarning, stacklevel=3)
 
     def _device_of_model(self) -> torch.device:
         return next(self.encoder_.parameters()).device

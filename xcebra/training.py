@@ -28,7 +28,8 @@ from .objectives import Embedder
 from .regularizers import draw_projections, jacobian_penalty, ramp_weight
 from .sampling import BatchIndex, BatchSampler, Domain
 
-__all__ = ["LossHead", "TrainingPlan", "DivergenceError", "fit", "embed_indices", "evaluate_losses", "make_adam"]
+__all__ = ["LossHead", "TrainingPlan", "DivergenceError", "EmbeddingGrowthWarning", "fit", "embed_indices",
+           "evaluate_losses", "make_adam", "euclidean_spread"]
 
 logger = logging.getLogger("xcebra")
 CHECKPOINT_FORMAT = "xcebra-checkpoint"
@@ -53,6 +54,47 @@ class DivergenceError(FloatingPointError):
 
     def __reduce__(self):  # keep step and log when the error crosses a process boundary (Dask, multiprocessing)
         return type(self), (self.args[0] if self.args else "", self.step, self.log)
+
+
+class EmbeddingGrowthWarning(UserWarning):
+    """A fit's euclidean embedding kept growing: its InfoNCE loss was falling by inflating the scale.
+
+    The euclidean InfoNCE is unbounded below: scaling an embedding in which positives are closer than
+    the nearest negatives by ``c`` multiplies the loss's distance terms by ``c**2``. Scores that do
+    not see scale (linear decoding, block AUC) can still look fine, but the objective then mostly
+    inflates the embedding, the loss values are no longer comparable across runs, and float32
+    precision of the distances degrades as they grow.
+    """
+
+
+#: scaled spread (see :func:`euclidean_spread`) above which a fit warns: a healthy fit of the synthetic
+#: benchmark sits near 1e2, every inflating one measured at 1e5 or more
+SPREAD_LIMIT = 1e4
+
+
+def euclidean_spread(log: dict[str, np.ndarray], n_dims: int, temperature: float, fraction: float = 0.05) -> float | None:
+    """Typical squared distance between two embedded points, in units of the temperature, at the end of a fit.
+
+    ``2 * n_dims * median(log["embedding_std"][-k:])**2 / temperature`` with ``k = max(1, fraction * steps)``:
+    the expected ``|z_i - z_j|^2 / temperature`` of two independent points whose ``n_dims`` euclidean
+    coordinates each have the logged standard deviation. These are the InfoNCE logits; when they are in
+    the thousands the softmax over negatives is one-hot, and a loss still falling is falling by scale.
+
+    Parameters
+    ----------
+    log : a fit's log (``XCEBRA.log_``); uses ``log["embedding_std"]`` (steps,).
+    n_dims : number of euclidean embedding dimensions.
+    temperature : the largest temperature of the euclidean objectives (the most lenient reading).
+
+    Returns
+    -------
+    float, or None when the log has no ``embedding_std`` (no euclidean objective) or no steps.
+    """
+    std = np.asarray(log.get("embedding_std", ()), dtype=np.float64)
+    if len(std) == 0:
+        return None
+    k = max(1, int(fraction * len(std)))
+    return float(2 * n_dims * np.median(std[-k:]) ** 2 / temperature)
 
 
 @dataclass
@@ -345,6 +387,13 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
     parameters = list(embedder.parameters()) + [p for p in heads_module.parameters() if p.requires_grad]
     optimizer = make_adam(parameters, plan.learning_rate)
     log: dict[str, list] = {"loss": [], "regularizer": [], "regularizer_weight": [], "seconds": []}
+    # the euclidean losses are unbounded below as the embedding grows: log its spread (the estimator warns)
+    width = _output_dim(embedder)
+    euclidean = sorted({d for h in heads if h.similarity == "euclidean" for d in range(*h.dims.indices(width))})
+    euclidean_dims = None
+    if euclidean:
+        log["embedding_std"] = []
+        euclidean_dims = torch.tensor(euclidean, device=neural.device)
     for h in heads:
         log[f"loss/{h.name}"] = []
         if h.temperature.learnable:
@@ -413,8 +462,12 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
             grads = [p.grad for p in parameters if p.grad is not None]
             # one foreach kernel for all the per-tensor norms: the small MLP's step is bound by operation count
             grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else total.new_zeros(())
-            values = torch.stack([total.detach(), regularizer.detach(), grad_norm, *[l.detach() for l in losses]]).tolist()
-            if not all(math.isfinite(v) for v in values):
+            monitored = [total.detach(), regularizer.detach(), grad_norm, *[l.detach() for l in losses]]
+            if euclidean_dims is not None:
+                spread = z_ref.detach()[:, euclidean_dims].float()
+                monitored.append((spread - spread.mean(0)).square().mean().sqrt())
+            values = torch.stack(monitored).tolist()
+            if not all(math.isfinite(v) for v in values[:3 + len(heads)]):
                 raise DivergenceError(
                     f"training diverged at step {step}: loss={values[0]:.4g}, gradient norm={values[2]:.4g}. "
                     "The weights from before this step were kept; lower learning_rate or regularizer_weight, "
@@ -439,13 +492,16 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
             log["regularizer"].append(values[1])
             log["regularizer_weight"].append(weight)
             log["seconds"].append(time.perf_counter() - started)
-            for h, v in zip(heads, values[3:]):
+            for h, v in zip(heads, values[3:3 + len(heads)]):
                 log[f"loss/{h.name}"].append(v)
                 if h.temperature.learnable:
                     log[f"temperature/{h.name}"].append(float(h.temperature().detach()))
+            if euclidean_dims is not None:
+                log["embedding_std"].append(values[-1])
             bar.update(1)
             if verbose and (step % 10 == 0 or step == plan.max_steps - 1):
-                bar.set_postfix({h.name: f"{v:.3f}" for h, v in zip(heads, values[3:])} | {"reg": f"{values[1]:.3g}"},
+                bar.set_postfix({h.name: f"{v:.3f}" for h, v in zip(heads, values[3:3 + len(heads)])}
+                                | {"reg": f"{values[1]:.3g}"},
                                 refresh=False)
             if checkpoint is not None and rank_zero and plan.checkpoint_every and (
                     (step + 1) % plan.checkpoint_every == 0 or step + 1 == plan.max_steps):
