@@ -439,11 +439,11 @@ class XCEBRA(BaseEstimator):
         return self
 
     def _warn_on_growth(self) -> None:
-        euclidean = [(o, t) for o, t in zip(self.objectives, self._heads) if t.similarity == "euclidean"]
+        euclidean = [head for head in self._heads if head.similarity == "euclidean"]
         if not euclidean or not is_rank_zero():
             return
-        n_dims = len({d for _, head in euclidean for d in range(*head.dims.indices(self.output_dim))})
-        temperature = max(self.temperatures_[head.name] for _, head in euclidean)
+        n_dims = len({d for head in euclidean for d in range(*head.dims.indices(self.output_dim))})
+        temperature = max(self.temperatures_[head.name] for head in euclidean)
         spread = euclidean_spread(self.log_, n_dims, temperature)
         if spread is None or spread <= SPREAD_LIMIT:
             return
