@@ -70,6 +70,27 @@ def test_same_seed_same_weights_other_seed_other_weights(data):
     assert a.random_state_ == 0
 
 
+def _mean_squared_jacobian(model, neural):
+    x = torch.from_numpy(neural[:200])
+    jac = torch.func.vmap(torch.func.jacrev(lambda row: model.encoder_(row[None, :, None])[0, 0]))(x)
+    return float((jac ** 2).sum(dim=(1, 2)).mean())
+
+
+def test_regularizer_logs_its_penalty_and_shrinks_the_jacobian(data):
+    neural, target = data
+    plain = _model(hidden_units=32, batch_size=128, max_steps=150).fit(neural, target)
+    assert set(plain.log_) == {"loss"}
+    regularized = _model(hidden_units=32, batch_size=128, max_steps=150, regularizer_weight=1.0).fit(neural, target)
+    log = regularized.log_
+    assert set(log) == {"loss", "regularizer", "total"} and all(v.shape == (150,) for v in log.values())
+    np.testing.assert_allclose(log["total"], log["loss"] + 1.0 * log["regularizer"], rtol=1e-5)
+    # the first step's penalty estimates half the mean squared Frobenius norm of the initial encoder
+    initial = _model(hidden_units=32, batch_size=128, max_steps=0).fit(neural, target)
+    assert log["regularizer"][0] == pytest.approx(0.5 * _mean_squared_jacobian(initial, neural), rel=0.5)
+    assert _mean_squared_jacobian(regularized, neural) < 0.7 * _mean_squared_jacobian(plain, neural)
+    assert log["loss"][-20:].mean() > plain.log_["loss"][-20:].mean()  # the price: a worse fit
+
+
 def test_standardisation_and_one_dimensional_target(data):
     neural, target = data
     y = 100.0 + 50.0 * target[:, 0]
@@ -142,6 +163,7 @@ def test_not_fitted(method, data):
     ({"output_dim": 0}, r"The 'output_dim' parameter of SupervisedRegressor must be None or an int >= 1. Got 0"),
     ({"learning_rate": 0.0}, r"The 'learning_rate' parameter of SupervisedRegressor must be a float > 0. Got 0.0"),
     ({"max_steps": -1}, r"The 'max_steps' parameter of SupervisedRegressor must be an int >= 0. Got -1 instead."),
+    ({"regularizer_weight": -0.1}, r"The 'regularizer_weight' parameter of SupervisedRegressor must be a float >= 0"),
     ({"verbose": 1}, r"The 'verbose' parameter of SupervisedRegressor must be a bool. Got 1 instead."),
     ({"device": "gpu0"}, r"The 'device' parameter of SupervisedRegressor must be 'auto', 'cpu', 'cuda'"),
     ({"blocks": [("a", (0, 1))]}, r"The 'blocks' parameter .* covering 0..2 contiguously.* \(it ends at 1\)"),

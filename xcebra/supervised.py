@@ -28,6 +28,7 @@ from .attribution.maps import AttributionMap
 from .data import sliding_windows
 from .models import MODELS, make_encoder
 from .objectives import Embedder
+from .regularizers import jacobian_penalty
 from .training import DivergenceError, make_adam
 
 __all__ = ["SupervisedRegressor"]
@@ -43,6 +44,7 @@ _PARAMETER_CONSTRAINTS = {
     "batch_size": (lambda v: is_int(v, 1), "an int >= 1"),
     "max_steps": (lambda v: is_int(v, 0), "an int >= 0"),
     "learning_rate": (lambda v: is_real(v, 0, strict=True), "a float > 0"),
+    "regularizer_weight": (lambda v: is_real(v, 0), "a float >= 0"),
     "random_state": (lambda v: v is None or is_int(v, 0), "None or an int >= 0"),
     "device": (lambda v: isinstance(v, (str, torch.device)), "'auto', 'cpu', 'cuda' or a torch.device"),
     "verbose": (lambda v: isinstance(v, bool), "a bool"),
@@ -98,8 +100,13 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
     batch_size : int, default 512
     max_steps : int, default 1000
     learning_rate : float, default 3e-4
+    regularizer_weight : float, default 0.0
+        Weight of xCEBRA's Jacobian regularizer (:func:`xcebra.regularizers.jacobian_penalty`, one random
+        projection per sample, over the whole batch) added to the MSE; 0 computes no penalty. It lets the
+        supervised reference be compared with and without the regularizer.
     random_state : int or None
-        Seeds initialisation and sampling: the same value gives the same weights.
+        Seeds initialisation and sampling (and the regularizer's projections): the same value gives the
+        same weights.
     device : "auto", "cpu", "cuda" or torch.device, default "auto"
     verbose : bool, default True
 
@@ -108,7 +115,10 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
     encoder_ : xcebra.objectives.Embedder, the encoder (no normalisation).
     readout_ : torch.nn.Module, linear map embedding -> standardised target (``nn.Identity`` if none).
     blocks_ : list of (name, slice).
-    log_ : dict, ``"loss"``: ndarray (max_steps,), the training MSE on the standardised target.
+    log_ : dict, ``"loss"``: ndarray (max_steps,), the training MSE on the standardised target; with a
+        regularizer also ``"regularizer"`` (the penalty: half the mean squared Frobenius norm estimate, as in
+        :class:`xcebra.XCEBRA` with each dimension seen by one objective) and
+        ``"total"`` (MSE + weight * penalty, what was minimised).
     target_mean_, target_scale_ : ndarray (d_target,), the standardisation of the target.
     n_features_in_ : int; n_outputs_ : int (target columns); output_dim_ : int; random_state_ : int.
 
@@ -128,8 +138,8 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
 
     def __init__(self, model: str = "offset1", hidden_units: int = 256, output_dim: int | None = None,
                  blocks: Sequence | None = None, batch_size: int = 512, max_steps: int = 1000,
-                 learning_rate: float = 3e-4, random_state: int | None = None, device: Any = "auto",
-                 verbose: bool = True):
+                 learning_rate: float = 3e-4, regularizer_weight: float = 0.0, random_state: int | None = None,
+                 device: Any = "auto", verbose: bool = True):
         self.model = model
         self.hidden_units = hidden_units
         self.output_dim = output_dim
@@ -137,6 +147,7 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
         self.batch_size = batch_size
         self.max_steps = max_steps
         self.learning_rate = learning_rate
+        self.regularizer_weight = regularizer_weight
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
@@ -222,7 +233,8 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
         generator = torch.Generator(device=device).manual_seed(seed)
         parameters = list(embedder.parameters()) + list(readout.parameters())
         optimizer = make_adam(parameters, self.learning_rate)
-        losses = []
+        losses, penalties, totals = [], [], []
+        weight = float(self.regularizer_weight)
         embedder.train()
         readout.train()
         bar = tqdm(total=self.max_steps, disable=not self.verbose, desc="supervised fit", unit="step",
@@ -230,12 +242,22 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
         try:
             for step in range(self.max_steps):
                 index = torch.randint(n_valid, (self.batch_size,), generator=generator, device=device)
-                prediction = readout(embedder(windows[index])[:, 0])
-                loss = torch.mean((prediction - targets[index]) ** 2)
+                if weight > 0:
+                    batch = windows[index].clone().requires_grad_(True)
+                    embedding = embedder(batch)[:, 0]
+                    loss = torch.mean((readout(embedding) - targets[index]) ** 2)
+                    penalty = jacobian_penalty(embedding, batch, generator=generator)
+                    objective = loss + weight * penalty
+                else:
+                    prediction = readout(embedder(windows[index])[:, 0])
+                    loss = objective = torch.mean((prediction - targets[index]) ** 2)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                objective.backward()
                 value = float(loss.detach())
-                if not math.isfinite(value):
+                if weight > 0:
+                    penalties.append(float(penalty.detach()))
+                    totals.append(float(objective.detach()))
+                if not math.isfinite(value) or (weight > 0 and not math.isfinite(totals[-1])):
                     raise DivergenceError(f"training diverged at step {step}: loss={value:.4g}. The weights from "
                                           "before this step were kept; lower learning_rate or check the data")
                 optimizer.step()
@@ -258,6 +280,10 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
             self.target_scale_ = scale
             self.random_state_ = seed
             self.log_ = {"loss": np.asarray(losses, dtype=np.float64)}
+            if weight > 0:
+                # the failing step, if any, logged its penalty before raising: keep the logs aligned
+                self.log_["regularizer"] = np.asarray(penalties[:len(losses)], dtype=np.float64)
+                self.log_["total"] = np.asarray(totals[:len(losses)], dtype=np.float64)
             self._target_1d = target_1d
         return self
 
