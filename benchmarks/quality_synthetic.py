@@ -9,6 +9,7 @@ decodes the behaviour (held-out linear R2, time-series splits).
     python benchmarks/quality_synthetic.py --seeds 1 --steps 500   # quick look
     python benchmarks/quality_synthetic.py --regularizer 1.0 --param learning_rate=3e-3 --out /tmp/sweep
     python benchmarks/quality_synthetic.py --ceiling-steps 2000,8000   # plus the supervised ceiling
+    python benchmarks/quality_synthetic.py --ceiling-steps 2000,8000 --ceiling-regularizer 0,0.1
 
 Writes benchmarks/results/quality_synthetic.{md,csv}.
 """
@@ -93,14 +94,15 @@ def run_ceiling(job: dict) -> list[dict]:
     nb, nl = data.behavior.shape[1], data.latents.shape[1]
     model = SupervisedRegressor(model=CONFIG["model"], hidden_units=CONFIG["hidden_units"], output_dim=nl,
                                 batch_size=CONFIG["batch_size"], max_steps=job["steps"],
-                                learning_rate=CONFIG["learning_rate"], random_state=job["seed"], verbose=False,
-                                blocks=[("behavior", (0, nb)), ("time", (nb, nl))])
+                                learning_rate=CONFIG["learning_rate"], regularizer_weight=job["regularizer"],
+                                random_state=job["seed"], verbose=False, blocks=[("behavior", (0, nb)), ("time", (nb, nl))])
     model.fit(data.neural, data.latents)
     rows = []
     for method in ("ing", "jacobian"):
         amap = model.attribution_map(data.neural, method=method, verbose=False)
         block, per_block = xcebra.metrics.block_auc(amap, data.block_truth, per_block=True)
-        rows.append({"noise": job["noise"], "seed": job["seed"], "steps": job["steps"], "method": method,
+        rows.append({"noise": job["noise"], "seed": job["seed"], "steps": job["steps"],
+                     "regularizer": job["regularizer"], "method": method,
                      "block_auc": block, "block_auc_behavior": per_block["behavior"],
                      "block_auc_time": per_block["time"]})
     return rows
@@ -120,8 +122,16 @@ def main(argv=None) -> None:
                         help="also fit the same encoder by regression on the true latents for these numbers of steps "
                              "(SupervisedRegressor) and score its maps the same way: the ceiling of an encoder that "
                              "recovers the latents")
+    parser.add_argument("--ceiling-regularizer", default="0", metavar="WEIGHT[,WEIGHT...]",
+                        help="Jacobian regularizer weights of the ceiling fits (default 0: none)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
+    try:
+        ceiling_weights = [float(item) for item in args.ceiling_regularizer.split(",") if item.strip()]
+    except ValueError:
+        parser.error(f"--ceiling-regularizer must be comma-separated numbers; got {args.ceiling_regularizer!r}")
+    if not ceiling_weights or any(not w >= 0 for w in ceiling_weights):
+        parser.error(f"--ceiling-regularizer must be numbers >= 0; got {args.ceiling_regularizer!r}")
     try:
         ceiling_steps = [int(item) for item in args.ceiling_steps.split(",") if item.strip()]
     except ValueError:
@@ -155,8 +165,9 @@ def main(argv=None) -> None:
             r = result[0]
             print(f"noise={r['noise']} seed={r['seed']} reg={r['regularizer']} {r['precision']}: ING block AUC {r['block_auc']:.3f}, "
                   f"Jacobian {result[1]['block_auc']:.3f}, behaviour R2 {r['behavior_r2']:.3f}", file=sys.stderr)
-        ceiling_jobs = [dict(noise=noise, seed=seed, steps=steps, threads=1) for noise in ("gaussian", "poisson")
-                        for steps in ceiling_steps for seed in range(args.seeds)]
+        ceiling_jobs = [dict(noise=noise, seed=seed, steps=steps, regularizer=weight, threads=1)
+                        for noise in ("gaussian", "poisson") for steps in ceiling_steps for weight in ceiling_weights
+                        for seed in range(args.seeds)]
         ceiling = [row for result in pool.map(run_ceiling, ceiling_jobs) for row in result]
     args.out.mkdir(parents=True, exist_ok=True)
     if ceiling:
@@ -174,6 +185,8 @@ def main(argv=None) -> None:
                        + ([f"--regularizer {reg_weight:g}"] if reg_weight != REGULARIZER else [])
                        + [f"--param {item}" for item in args.param]
                        + ([f"--ceiling-steps {','.join(map(str, ceiling_steps))}"] if ceiling_steps else [])
+                       + ([f"--ceiling-regularizer {args.ceiling_regularizer}"]
+                          if ceiling_steps and ceiling_weights != [0.0] else [])
                        + ([f"--out {args.out}"] if args.out != DEFAULT_OUT else []))
     lines = [
         "# Quality on synthetic data with known ground truth",
@@ -233,9 +246,11 @@ def main(argv=None) -> None:
                              + " / ".join(f"{r['block_auc']:.3f}" for r in sel) + " | "
                              f"{np.median([r['block_auc_behavior'] for r in sel]):.3f} / "
                              f"{np.median([r['block_auc_time'] for r in sel]):.3f} |")
-                for steps in ceiling_steps:
-                    sel = [r for r in ceiling if r["noise"] == noise and r["method"] == method and r["steps"] == steps]
-                    lines.append(f"| {noise} | supervised on the true latents, {steps} steps | {method} | "
+                for steps, weight in ((st, w) for st in ceiling_steps for w in ceiling_weights):
+                    sel = [r for r in ceiling if r["noise"] == noise and r["method"] == method and r["steps"] == steps
+                           and r["regularizer"] == weight]
+                    label = f", regularizer {weight:g}" if weight > 0 else ""
+                    lines.append(f"| {noise} | supervised on the true latents, {steps} steps{label} | {method} | "
                                  f"{cell([r['block_auc'] for r in sel])} | "
                                  + " / ".join(f"{r['block_auc']:.3f}" for r in sel) + " | "
                                  f"{np.median([r['block_auc_behavior'] for r in sel]):.3f} / "
