@@ -37,6 +37,15 @@ REGULARIZER = 0.01
 DEFAULT_OUT = Path(__file__).parent / "results"
 
 
+def latent_fit(embedding, blocks, data) -> dict:
+    """Held-out R2 of each embedding block predicted from its own true latents (xcebra.metrics.latent_fit_scores):
+    below 1 by what the block holds beyond a function of them (noise sensitivity, leakage, distortion)."""
+    import xcebra
+
+    scores = xcebra.metrics.latent_fit_scores(embedding, data.latents, blocks, data.latent_blocks)
+    return {f"latent_fit_{name}_{kind}": scores[name][f"own_{kind}_r2"] for name, _ in blocks for kind in ("linear", "knn")}
+
+
 def run_one(job: dict) -> list[dict]:
     import torch
 
@@ -66,7 +75,8 @@ def run_one(job: dict) -> list[dict]:
               "regularizer_end": float(np.median(log["regularizer"][-100:])),
               "embedding_rms": float(np.sqrt(np.mean(embedding.astype(np.float64) ** 2))),
               "spread_end": xcebra.training.euclidean_spread(log, nl, max(model.temperatures_.values())),
-              "growth_warning": any(issubclass(w.category, xcebra.training.EmbeddingGrowthWarning) for w in caught)}
+              "growth_warning": any(issubclass(w.category, xcebra.training.EmbeddingGrowthWarning) for w in caught),
+              **latent_fit(embedding, model.blocks_, data)}
     rows = []
     for method in ("ing", "jacobian"):
         amap = model.attribution_map(data.neural, method=method, verbose=False)
@@ -97,6 +107,7 @@ def run_ceiling(job: dict) -> list[dict]:
                                 learning_rate=CONFIG["learning_rate"], regularizer_weight=job["regularizer"],
                                 random_state=job["seed"], verbose=False, blocks=[("behavior", (0, nb)), ("time", (nb, nl))])
     model.fit(data.neural, data.latents)
+    fit = latent_fit(model.transform(data.neural), model.blocks_, data)
     rows = []
     for method in ("ing", "jacobian"):
         amap = model.attribution_map(data.neural, method=method, verbose=False)
@@ -104,7 +115,7 @@ def run_ceiling(job: dict) -> list[dict]:
         rows.append({"noise": job["noise"], "seed": job["seed"], "steps": job["steps"],
                      "regularizer": job["regularizer"], "method": method,
                      "block_auc": block, "block_auc_behavior": per_block["behavior"],
-                     "block_auc_time": per_block["time"]})
+                     "block_auc_time": per_block["time"], **fit})
     return rows
 
 
@@ -230,6 +241,22 @@ def main(argv=None) -> None:
                          f"{r['time_loss_start']:.3g} / {r['time_loss_end']:.3g} | "
                          f"{r['regularizer_start']:.3g} / {r['regularizer_end']:.3g} | {r['embedding_rms']:.3g} | "
                          f"{r['spread_end']:.3g} / {'yes' if r['growth_warning'] else 'no'} | {r['behavior_r2']:.3f} |")
+    lines += ["", "How much of each block is a function of its own true latents (xcebra.metrics.latent_fit_scores: "
+              "held-out R2 of the block predicted from them, linear / kNN; per fit, regularized fp32 xCEBRA"
+              + (" and the ceiling fits below" if ceiling else "") + "). xCEBRA identifies a block up to a linear map "
+              "of its latents, so a perfect fit scores 1 / 1; '1 - kNN' is variance no function of the latents "
+              "explains (response to the observation noise), which spreads attribution over neurons that carry only "
+              "noise for the block.", "",
+              "| noise | fit | seed | behaviour block linear / kNN | time block linear / kNN | ING block AUC |",
+              "|---|---|---|---|---|---|"]
+    fitted = [("xCEBRA", r) for r in rows if r["method"] == "ing" and r["regularizer"] == reg_weight
+              and r["precision"] == "fp32"]
+    fitted += [(f"supervised, {r['steps']} steps, regularizer {r['regularizer']:g}", r) for r in ceiling
+               if r["method"] == "ing"]
+    for label, r in sorted(fitted, key=lambda item: (item[1]["noise"], item[0] != "xCEBRA", item[0], item[1]["seed"])):
+        lines.append(f"| {r['noise']} | {label} | {r['seed']} | {r['latent_fit_behavior_linear']:.3f} / "
+                     f"{r['latent_fit_behavior_knn']:.3f} | {r['latent_fit_time_linear']:.3f} / "
+                     f"{r['latent_fit_time_knn']:.3f} | {r['block_auc']:.3f} |")
     if ceiling:
         lines += ["", "Ceiling: the same encoder (same width, batch, learning rate) trained by regression on the true "
                   "latents (`xcebra.supervised.SupervisedRegressor`, blocks = the true behaviour and time latents), its "

@@ -188,3 +188,51 @@ def test_decoding_scores_uses_time_ordered_splits():
 def test_decoding_scores_errors(embedding, labels, kwargs, match):
     with pytest.raises(ValueError, match=match):
         metrics.decoding_scores(embedding, labels, **kwargs)
+
+
+# --- latent_fit_scores --------------------------------------------------------------------------
+
+def _smooth_latents(T, d, rng):
+    """Oscillating latents: every time-ordered test segment covers their whole range."""
+    t = np.arange(T)[:, None]
+    return np.sin(t * rng.uniform(0.05, 0.2, size=d) + rng.uniform(0, 2 * np.pi, size=d))
+
+
+def test_latent_fit_scores_separate_noise_leakage_and_clean_blocks():
+    rng = np.random.default_rng(3)
+    T = 2000
+    latents = _smooth_latents(T, 4, rng)
+    clean = latents[:, :2] @ rng.normal(size=(2, 2))          # a linear map of its own latents
+    leaky = latents[:, 2:] @ rng.normal(size=(2, 2))
+    leaky[:, 0] += 2.0 * latents[:, 0]                        # depends on the other block's latent too
+    noisy = latents[:, :2] @ rng.normal(size=(2, 2))
+    noisy += rng.normal(size=noisy.shape) * noisy.std(axis=0)  # half of its variance is noise
+    embedding = np.concatenate([clean, leaky, noisy], axis=1)
+    blocks = [("a", slice(0, 2)), ("b", slice(2, 4)), ("c", slice(4, 6))]
+    latent_blocks = [("a", slice(0, 2)), ("b", slice(2, 4)), ("c", slice(0, 2))]
+    scores = metrics.latent_fit_scores(embedding, latents, blocks, latent_blocks)
+    assert scores["a"]["own_linear_r2"] == pytest.approx(1.0, abs=1e-9)
+    assert scores["b"]["own_linear_r2"] < 0.9 and scores["b"]["all_linear_r2"] == pytest.approx(1.0, abs=1e-9)
+    assert scores["c"]["own_linear_r2"] == pytest.approx(0.5, abs=0.05)
+    assert scores["c"]["own_knn_r2"] < 0.55  # noise: no function of the latents explains it
+
+
+def test_latent_fit_scores_matches_decoding_in_reverse():
+    rng = np.random.default_rng(4)
+    latents = _smooth_latents(500, 3, rng)
+    embedding = np.tanh(latents @ rng.normal(size=(3, 3))) + 0.1 * rng.normal(size=(500, 3))
+    scores = metrics.latent_fit_scores(embedding, latents, [("x", slice(0, 3))], [("x", slice(0, 2))], n_splits=3)
+    reverse = metrics.decoding_scores(latents[:, :2], embedding, n_splits=3)["all"]
+    assert scores["x"]["own_linear_r2"] == reverse["linear_r2"] and scores["x"]["own_knn_r2"] == reverse["knn_r2"]
+
+
+@pytest.mark.parametrize("embedding, latents, blocks, latent_blocks, match", [
+    (np.zeros((20, 2)), np.zeros((19, 2)), [("a", slice(0, 2))], [("a", slice(0, 2))],
+     "latents have 19 rows but embedding has 20; they must match in time"),
+    (np.zeros((20, 2)), np.zeros((20, 2)), [("a", slice(0, 2))], [("b", slice(0, 2))],
+     "block 'a' has no entry in latent_blocks"),
+    (np.zeros(20), np.zeros((20, 2)), [("a", slice(0, 2))], [("a", slice(0, 2))], r"embedding must be \(T, D\)"),
+])
+def test_latent_fit_scores_errors(embedding, latents, blocks, latent_blocks, match):
+    with pytest.raises(ValueError, match=match):
+        metrics.latent_fit_scores(embedding, latents, blocks, latent_blocks)

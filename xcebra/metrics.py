@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-__all__ = ["attribution_auc", "block_auc", "gap", "expand_block_truth", "block_rms", "decoding_scores"]
+__all__ = ["attribution_auc", "block_auc", "gap", "expand_block_truth", "block_rms", "decoding_scores",
+           "latent_fit_scores"]
 
 
 def _as_truth(name: str, truth: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -168,4 +169,56 @@ def decoding_scores(embedding: Any, labels: Any, blocks=None, *, n_splits: int =
             "knn_r2": float(np.mean(knn)),
             "linear_r2_train": float(LinearRegression().fit(x, y).score(x, y)),
         }
+    return scores
+
+
+def latent_fit_scores(embedding: Any, latents: Any, blocks, latent_blocks, *, n_splits: int = 5,
+                      n_neighbors: int = 5) -> dict:
+    """How much of each embedding block is a function of its own true latents (synthetic data only).
+
+    The reverse of :func:`decoding_scores`: each block of the embedding is predicted *from* the true
+    latents, its own block of them and all of them, with held-out linear and kNN R2 (time-series
+    splits). xCEBRA identifies a block up to an invertible linear map of its latents, so for a perfect
+    fit ``own_linear_r2`` is 1. What the block holds beyond its latents lowers it:
+
+    - ``1 - own_knn_r2``: variance that no function of the block's latents explains, i.e. sensitivity to
+      the observation noise (and to other latents); an encoder that responds to noise spreads
+      attribution over neurons that only carry noise for this block;
+    - ``all_knn_r2 - own_knn_r2``: what the other blocks' latents add (leakage between blocks);
+    - ``own_knn_r2 - own_linear_r2``: a nonlinear distortion of the block's own latents.
+
+    Parameters
+    ----------
+    embedding : array of shape (T, output_dim)
+    latents : array of shape (T, n_latents)
+        The ground-truth latents (e.g. ``SyntheticData.latents``).
+    blocks : list of (name, slice)
+        The embedding's blocks (``model.blocks_``).
+    latent_blocks : list of (name, slice)
+        The latents of each block, matched to ``blocks`` by name (``SyntheticData.latent_blocks``).
+    n_splits, n_neighbors : int
+        As in :func:`decoding_scores`.
+
+    Returns
+    -------
+    dict of block name -> {"own_linear_r2", "own_knn_r2", "all_linear_r2", "all_knn_r2"}
+        Held-out R2, uniform average over the block's embedding dimensions.
+    """
+    z = np.asarray(embedding, dtype=np.float64)
+    u = np.asarray(latents, dtype=np.float64)
+    if z.ndim != 2 or u.ndim != 2:
+        raise ValueError(f"embedding must be (T, D) and latents (T, n_latents); got {z.shape} and {u.shape}")
+    if z.shape[0] != u.shape[0]:
+        raise ValueError(f"latents have {u.shape[0]} rows but embedding has {z.shape[0]}; they must match in time")
+    latent_parts = dict(latent_blocks)
+    scores = {}
+    for name, s in blocks:
+        if name not in latent_parts:
+            raise ValueError(f"block {name!r} has no entry in latent_blocks (names: {sorted(latent_parts)}); "
+                             "each embedding block needs its latents")
+        target = z[:, s]
+        own = decoding_scores(u[:, latent_parts[name]], target, n_splits=n_splits, n_neighbors=n_neighbors)["all"]
+        every = decoding_scores(u, target, n_splits=n_splits, n_neighbors=n_neighbors)["all"]
+        scores[name] = {"own_linear_r2": own["linear_r2"], "own_knn_r2": own["knn_r2"],
+                        "all_linear_r2": every["linear_r2"], "all_knn_r2": every["knn_r2"]}
     return scores
