@@ -64,6 +64,7 @@ def run_one(job: dict) -> list[dict]:
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", xcebra.training.EmbeddingGrowthWarning)
+        warnings.simplefilter("always", xcebra.training.LossIncreaseWarning)
         model.fit(data.neural, behavior=data.behavior)
     fit_seconds = time.perf_counter() - start
     embedding = model.transform(data.neural)
@@ -71,13 +72,17 @@ def run_one(job: dict) -> list[dict]:
     # training health: the euclidean InfoNCE is unbounded below, so a run whose embedding keeps growing shows
     # a time loss far below zero and a growing Jacobian norm (medians over the first and last 100 steps)
     log = model.log_
-    health = {"time_loss_start": float(np.median(log["loss/time"][:100])),
+    health = {"behavior_loss_start": float(np.median(log["loss/behavior"][:100])),
+              "behavior_loss_end": float(np.median(log["loss/behavior"][-100:])),
+              "time_loss_start": float(np.median(log["loss/time"][:100])),
               "time_loss_end": float(np.median(log["loss/time"][-100:])),
               "regularizer_start": float(np.median(log["regularizer"][:100])),
               "regularizer_end": float(np.median(log["regularizer"][-100:])),
               "embedding_rms": float(np.sqrt(np.mean(embedding.astype(np.float64) ** 2))),
               "spread_end": xcebra.training.euclidean_spread(log, nl, max(model.temperatures_.values())),
               "growth_warning": any(issubclass(w.category, xcebra.training.EmbeddingGrowthWarning) for w in caught),
+              "loss_increase_warning": any(issubclass(w.category, xcebra.training.LossIncreaseWarning)
+                                           for w in caught),
               **latent_fit(embedding, model.blocks_, data)}
     rows = []
     for method in ("ing", "jacobian"):
@@ -236,20 +241,24 @@ def main(argv=None) -> None:
                 if sel:
                     lines.append(f"| {noise} | {reg} | {precision} | {method} | {cell([r['block_auc'] for r in sel])} | "
                                  f"{cell([r['entry_auc'] for r in sel])} | {cell([r['behavior_r2'] for r in sel])} |")
-    lines += ["", "Training health (per fit, ING rows): the time objective's loss over the first / last 100 steps, "
+    lines += ["", "Training health (per fit, ING rows): each objective's loss over the first / last 100 steps, "
               "the regularizer (Frobenius norm estimate of the Jacobian) likewise, the RMS of the final embedding, and "
               "the spread at the end of the fit (typical squared distance over the temperature, "
-              "xcebra.training.euclidean_spread; fit warns above 1e4, 'warned'). "
+              "xcebra.training.euclidean_spread; fit warns above 1e4, 'warned'), and whether fit warned that an "
+              "objective's loss did not fall (xcebra.training.LossIncreaseWarning: it rose, or ended at log(batch)). "
               "The euclidean InfoNCE has no lower bound: an embedding that keeps growing drives the time loss far "
               "below zero while the decoding R2, which is scale-free, can stay high.", "",
-              "| noise | regularizer | precision | seed | time loss start / end | regularizer start / end | "
-              "embedding RMS | spread / warned | behaviour R2 |", "|---|---|---|---|---|---|---|---|---|"]
+              "| noise | regularizer | precision | seed | behaviour loss start / end | time loss start / end | "
+              "regularizer start / end | embedding RMS | spread / warned | loss rose, warned | behaviour R2 |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["method"] == "ing":
             lines.append(f"| {r['noise']} | {r['regularizer']} | {r['precision']} | {r['seed']} | "
+                         f"{r['behavior_loss_start']:.3g} / {r['behavior_loss_end']:.3g} | "
                          f"{r['time_loss_start']:.3g} / {r['time_loss_end']:.3g} | "
                          f"{r['regularizer_start']:.3g} / {r['regularizer_end']:.3g} | {r['embedding_rms']:.3g} | "
-                         f"{r['spread_end']:.3g} / {'yes' if r['growth_warning'] else 'no'} | {r['behavior_r2']:.3f} |")
+                         f"{r['spread_end']:.3g} / {'yes' if r['growth_warning'] else 'no'} | "
+                         f"{'yes' if r['loss_increase_warning'] else 'no'} | {r['behavior_r2']:.3f} |")
     lines += ["", "How much of each block is a function of its own true latents (xcebra.metrics.latent_fit_scores: "
               "held-out R2 of the block predicted from them, linear / kNN; per fit, regularized fp32 xCEBRA"
               + (" and the ceiling fits below" if ceiling else "") + "). xCEBRA identifies a block up to a linear map "

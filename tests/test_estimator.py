@@ -386,12 +386,24 @@ def test_fit_warns_when_the_euclidean_embedding_inflates():
     assert std.shape == (200,) and std[-1] > 100 * std[0]
 
 
+def test_fit_warns_when_training_collapses_to_a_constant_embedding():
+    # a step far too large kills every unit in the first step: all time points embed to one vector, every
+    # InfoNCE score is equal and each loss sits at log(batch_size) for the rest of the fit
+    model, data = _euclidean_fit(time_offset=1)
+    model.set_params(learning_rate=0.3, max_steps=60)
+    with pytest.warns(xcebra.training.LossIncreaseWarning, match=r"'behavior' from .* ended at 4.852 = log\(batch_size\)"):
+        model.fit(data.neural, behavior=data.behavior)
+    embedding = model.transform(data.neural)
+    assert np.ptp(embedding, axis=0).max() < 1e-3 * max(1.0, np.abs(embedding).max())
+
+
 @pytest.mark.parametrize("loss", ["euclidean", "cosine"])
 def test_fit_does_not_warn_when_the_scale_holds(loss):
     model, data = _euclidean_fit(time_offset=10)
     model.set_params(loss=loss)
     with warnings.catch_warnings():
         warnings.simplefilter("error", xcebra.training.EmbeddingGrowthWarning)
+        warnings.simplefilter("error", xcebra.training.LossIncreaseWarning)
         model.fit(data.neural, behavior=data.behavior)
     assert ("embedding_std" in model.log_) == (loss == "euclidean")
     if loss == "euclidean":

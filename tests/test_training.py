@@ -169,6 +169,48 @@ def test_euclidean_spread_needs_the_log():
     assert training.euclidean_spread({"embedding_std": np.zeros(0)}, 4, 1.0) is None
 
 
+def _falling(start, end, steps=200):
+    return np.linspace(start, end, steps)
+
+
+@pytest.mark.parametrize("log, chance, expected", [
+    # healthy: every objective falls (the regularizer and the total are not objectives)
+    ({"loss": _falling(6, 1), "loss/time": _falling(3, -1e6), "loss/behavior": _falling(3, 2),
+      "regularizer": _falling(0, 50)}, 6.24, {}),
+    # the collapsed Poisson fit of the benchmark: time loss ~2.8 at the start, 14.8 at the end
+    ({"loss/time": _falling(2.8, 14.8), "loss/behavior": _falling(3, 2)}, None, {"time": (2.8, 14.8)}),
+    # a rise within the tolerance (0.1 * max(1, |start|)) is step noise, one beyond it is not
+    ({"loss/a": _falling(0.5, 0.59), "loss/b": _falling(0.5, 0.61)}, None, {"b": (0.5, 0.61)}),
+    ({"loss/a": _falling(-20, -18.1), "loss/b": _falling(-20, -17.9)}, None, {"b": (-20, -17.9)}),
+    # flat at log(M): an embedding that maps everything to one vector, reported only when chance is given
+    ({"loss/time": np.full(100, np.log(128))}, np.log(128), {"time": (np.log(128), np.log(128))}),
+    ({"loss/time": np.full(100, np.log(128))}, None, {}),
+    ({"loss/time": _falling(np.log(128), np.log(128) - 0.05)}, np.log(128), {}),
+])
+def test_loss_increase(log, chance, expected):
+    # start and end are medians over the first and last 5% of steps, so take the expected values from there
+    found = training.loss_increase(log, chance=chance)
+    assert set(found) == set(expected)
+    for name, (start, end) in found.items():
+        values = log[f"loss/{name}"]
+        k = max(1, len(values) // 20)
+        assert start == pytest.approx(np.median(values[:k])) and end == pytest.approx(np.median(values[-k:]))
+        assert (end > start) == (expected[name][1] > expected[name][0])
+
+
+def test_loss_increase_uses_medians_not_single_steps():
+    values = np.full(200, 3.0)
+    values[-1] = 100.0  # one bad last step among the last 10 does not move their median
+    assert training.loss_increase({"loss/time": values}) == {}
+    values[-10:] = 100.0
+    assert training.loss_increase({"loss/time": values}) == {"time": (3.0, 100.0)}
+
+
+def test_loss_increase_rejects_a_bad_fraction():
+    with pytest.raises(ValueError, match="fraction must be in"):
+        training.loss_increase({"loss/time": np.zeros(10)}, fraction=0)
+
+
 def test_regularizer_not_computed_while_its_weight_is_zero(training_setup_factory, small_recording, monkeypatch):
     calls = []
     original = training.jacobian_penalty

@@ -28,8 +28,9 @@ from .losses import Temperature
 from .models import MODELS, make_encoder
 from .objectives import LOSSES, Embedder, Layout, Objective, block_layout
 from .sampling import BatchSampler, Domain, make_distribution
-from .training import (SPREAD_LIMIT, DivergenceError, EmbeddingGrowthWarning, LossHead, TrainingPlan, _fingerprint_data,
-                       euclidean_spread, evaluate_losses, fit as _train)
+from .training import (SPREAD_LIMIT, DivergenceError, EmbeddingGrowthWarning, LossHead, LossIncreaseWarning,
+                       TrainingPlan, _fingerprint_data, euclidean_spread, evaluate_losses, fit as _train,
+                       loss_increase)
 
 __all__ = ["XCEBRA"]
 
@@ -160,7 +161,9 @@ class XCEBRA(BaseEstimator):
         embedding over the euclidean dimensions (root mean per-dimension variance, embedding units).
         The euclidean InfoNCE is unbounded below: fit warns with
         :class:`xcebra.training.EmbeddingGrowthWarning` when the embedding has grown so far that its
-        squared distances exceed ``1e4`` times the temperature (:func:`xcebra.training.euclidean_spread`).
+        squared distances exceed ``1e4`` times the temperature (:func:`xcebra.training.euclidean_spread`),
+        and with :class:`xcebra.training.LossIncreaseWarning` when an objective's loss ended above its start
+        or at ``log(batch_size)``, the loss of a constant embedding (:func:`xcebra.training.loss_increase`).
     n_features_in_ : int, number of neurons seen in fit.
     random_state_ : int, the seed actually used.
     label_names_ : tuple of str, the labels passed to fit.
@@ -436,7 +439,27 @@ class XCEBRA(BaseEstimator):
         self.temperatures_ = {h.name: float(h.temperature().detach()) for h in heads}
         self._heads = heads
         self._warn_on_growth()
+        self._warn_on_loss_increase()
         return self
+
+    def _warn_on_loss_increase(self) -> None:
+        if not is_rank_zero():
+            return
+        # every score equal (a constant embedding): each reference's loss is log(number of negatives)
+        chance = float(np.log(self.batch_size))
+        risen = loss_increase(self.log_, chance=chance)
+        if not risen:
+            return
+        listed = ", ".join(f"{name!r} from {start:.4g} to {end:.4g}" for name, (start, end) in risen.items())
+        warnings.warn(
+            f"objective {listed} (median loss over the first and last 5% of steps; log_['loss/<name>']): the loss "
+            f"rose, or ended at {chance:.4g} = log(batch_size), the loss of an embedding that maps every time point "
+            "to one vector, so fit made this objective worse or taught it nothing. Causes: another objective's loss "
+            "falling by inflating a shared euclidean embedding (see EmbeddingGrowthWarning), a divergence, or a "
+            "collapse. Check that the embedding still serves this objective (xcebra.metrics.decoding_scores) before "
+            "trusting its attribution maps; a lower learning_rate, a larger regularizer_weight, loss='cosine' or a "
+            "larger time_offset usually help",
+            LossIncreaseWarning, stacklevel=3)
 
     def _warn_on_growth(self) -> None:
         euclidean = [head for head in self._heads if head.similarity == "euclidean"]

@@ -28,8 +28,8 @@ from .objectives import Embedder
 from .regularizers import draw_projections, jacobian_penalty, ramp_weight
 from .sampling import BatchIndex, BatchSampler, Domain
 
-__all__ = ["LossHead", "TrainingPlan", "DivergenceError", "EmbeddingGrowthWarning", "fit", "embed_indices",
-           "evaluate_losses", "make_adam", "euclidean_spread"]
+__all__ = ["LossHead", "TrainingPlan", "DivergenceError", "EmbeddingGrowthWarning", "LossIncreaseWarning", "fit",
+           "embed_indices", "evaluate_losses", "make_adam", "euclidean_spread", "loss_increase"]
 
 logger = logging.getLogger("xcebra")
 CHECKPOINT_FORMAT = "xcebra-checkpoint"
@@ -95,6 +95,63 @@ def euclidean_spread(log: dict[str, np.ndarray], n_dims: int, temperature: float
         return None
     k = max(1, int(fraction * len(std)))
     return float(2 * n_dims * np.median(std[-k:]) ** 2 / temperature)
+
+
+class LossIncreaseWarning(UserWarning):
+    """An objective ended no better than where it started, or no better than a constant embedding.
+
+    A contrastive loss starts near its value for an untrained encoder and falls while the encoder learns.
+    One that ends higher was made worse by the fit: by a divergence, by a collapse (e.g. a euclidean
+    embedding that grew and then folded onto a few points), or by another objective whose loss falls by
+    inflating a shared euclidean embedding (see :class:`EmbeddingGrowthWarning`), which spreads this
+    objective's positives apart as well. One that ends at ``log(M)`` (M negatives), the InfoNCE of an
+    embedding that maps every time point to the same vector, learned nothing (e.g. a network whose units
+    all died after a too large step). No value needs to be NaN for either, and the warning says only that
+    the objective was not served; whether the embedding still decodes its label is for
+    :func:`xcebra.metrics.decoding_scores` to tell (``benchmarks/quality_synthetic.py`` reports both per fit).
+    """
+
+
+#: an objective warns when its loss at the end exceeds the start by this fraction of max(1, |start|)
+LOSS_INCREASE_TOLERANCE = 0.1
+
+
+def loss_increase(log: dict[str, np.ndarray], fraction: float = 0.05, tolerance: float = LOSS_INCREASE_TOLERANCE,
+                  chance: float | None = None) -> dict[str, tuple[float, float]]:
+    """The objectives whose loss ended above where it started, or at the loss of a constant embedding.
+
+    Start and end are the medians of an objective's loss (``log["loss/<name>"]``) over the first and the last
+    ``k = max(1, fraction * steps)`` steps; an objective is reported when ``end > start + tolerance *
+    max(1, |start|)``, so that step-to-step noise of a short fit does not count, or, with ``chance`` given,
+    when ``end >= chance - 1e-3 * max(1, chance)``.
+
+    Parameters
+    ----------
+    log : a fit's log (``XCEBRA.log_``); uses every ``loss/<name>`` entry, each (steps,).
+    fraction : share of the steps the medians are taken over, in (0, 1].
+    tolerance : allowed rise, in units of ``max(1, |start|)``.
+    chance : the loss of an encoder that maps every time point to the same vector, ``log(M)`` for M
+        negatives (both similarities: every score is equal); None skips this test.
+
+    Returns
+    -------
+    dict of objective name -> (start, end), only for the objectives that rose; empty for a healthy fit.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1]; got {fraction!r}")
+    risen = {}
+    for key, values in log.items():
+        if not key.startswith("loss/"):
+            continue
+        values = np.asarray(values, dtype=np.float64)
+        if len(values) == 0:
+            continue
+        k = max(1, int(fraction * len(values)))
+        start, end = float(np.median(values[:k])), float(np.median(values[-k:]))
+        if end > start + tolerance * max(1.0, abs(start)) or (
+                chance is not None and end >= chance - 1e-3 * max(1.0, chance)):
+            risen[key[len("loss/"):]] = (start, end)
+    return risen
 
 
 @dataclass
