@@ -390,7 +390,7 @@ def test_fit_warns_when_training_collapses_to_a_constant_embedding():
     # a step far too large kills every unit in the first step: all time points embed to one vector, every
     # InfoNCE score is equal and each loss sits at log(batch_size) for the rest of the fit
     model, data = _euclidean_fit(time_offset=1)
-    model.set_params(learning_rate=0.3, max_steps=60)
+    model.set_params(learning_rate=0.3, max_steps=120)
     with pytest.warns(xcebra.training.LossIncreaseWarning, match=r"'behavior' from .* ended at 4.852 = log\(batch_size\)"):
         model.fit(data.neural, behavior=data.behavior)
     embedding = model.transform(data.neural)

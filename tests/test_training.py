@@ -183,8 +183,8 @@ def _falling(start, end, steps=200):
     ({"loss/a": _falling(0.5, 0.59), "loss/b": _falling(0.5, 0.61)}, None, {"b": (0.5, 0.61)}),
     ({"loss/a": _falling(-20, -18.1), "loss/b": _falling(-20, -17.9)}, None, {"b": (-20, -17.9)}),
     # flat at log(M): an embedding that maps everything to one vector, reported only when chance is given
-    ({"loss/time": np.full(100, np.log(128))}, np.log(128), {"time": (np.log(128), np.log(128))}),
-    ({"loss/time": np.full(100, np.log(128))}, None, {}),
+    ({"loss/time": np.full(120, np.log(128))}, np.log(128), {"time": (np.log(128), np.log(128))}),
+    ({"loss/time": np.full(120, np.log(128))}, None, {}),
     ({"loss/time": _falling(np.log(128), np.log(128) - 0.05)}, np.log(128), {}),
 ])
 def test_loss_increase(log, chance, expected):
@@ -204,6 +204,12 @@ def test_loss_increase_uses_medians_not_single_steps():
     assert training.loss_increase({"loss/time": values}) == {}
     values[-10:] = 100.0
     assert training.loss_increase({"loss/time": values}) == {"time": (3.0, 100.0)}
+
+
+def test_loss_increase_does_not_judge_short_fits():
+    rising = {"loss/time": _falling(2.8, 14.8, steps=99)}
+    assert training.loss_increase(rising) == {}
+    assert set(training.loss_increase(rising, min_steps=99)) == {"time"}
 
 
 def test_loss_increase_rejects_a_bad_fraction():

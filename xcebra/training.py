@@ -117,13 +117,14 @@ LOSS_INCREASE_TOLERANCE = 0.1
 
 
 def loss_increase(log: dict[str, np.ndarray], fraction: float = 0.05, tolerance: float = LOSS_INCREASE_TOLERANCE,
-                  chance: float | None = None) -> dict[str, tuple[float, float]]:
+                  chance: float | None = None, min_steps: int = 100) -> dict[str, tuple[float, float]]:
     """The objectives whose loss ended above where it started, or at the loss of a constant embedding.
 
     Start and end are the medians of an objective's loss (``log["loss/<name>"]``) over the first and the last
     ``k = max(1, fraction * steps)`` steps; an objective is reported when ``end > start + tolerance *
     max(1, |start|)``, so that step-to-step noise of a short fit does not count, or, with ``chance`` given,
-    when ``end >= chance - 1e-3 * max(1, chance)``.
+    when ``end >= chance - 1e-3 * max(1, chance)``. Fits shorter than ``min_steps`` are not judged: an
+    encoder a few steps from its initialisation is still near chance by design (smoke tests, quick runs).
 
     Parameters
     ----------
@@ -144,7 +145,7 @@ def loss_increase(log: dict[str, np.ndarray], fraction: float = 0.05, tolerance:
         if not key.startswith("loss/"):
             continue
         values = np.asarray(values, dtype=np.float64)
-        if len(values) == 0:
+        if len(values) < max(1, min_steps):
             continue
         k = max(1, int(fraction * len(values)))
         start, end = float(np.median(values[:k])), float(np.median(values[-k:]))
