@@ -143,8 +143,7 @@ def main(argv=None) -> None:
     parser.add_argument("--ceiling-regularizer", default="0", metavar="WEIGHT[,WEIGHT...]",
                         help="Jacobian regularizer weights of the ceiling fits (default 0: none)")
     parser.add_argument("--time-offset", type=int, default=TIME_OFFSET,
-                        help=f"offset of the time objective's positive pairs, in steps (default {TIME_OFFSET}); "
-                             "the reference's synthetic setting uses 10")
+                        help=f"offset of the time objective's positive pairs, in steps (default {TIME_OFFSET})")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     try:

@@ -133,6 +133,7 @@ def loss_increase(log: dict[str, np.ndarray], fraction: float = 0.05, tolerance:
     tolerance : allowed rise, in units of ``max(1, |start|)``.
     chance : the loss of an encoder that maps every time point to the same vector, ``log(M)`` for M
         negatives (both similarities: every score is equal); None skips this test.
+    min_steps : fits with fewer logged steps are not judged (an empty result).
 
     Returns
     -------
