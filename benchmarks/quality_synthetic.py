@@ -7,6 +7,7 @@ decodes the behaviour (held-out linear R2, time-series splits).
 
     python benchmarks/quality_synthetic.py                 # 3 seeds x 2 noise models, ~10 min on 2 cores
     python benchmarks/quality_synthetic.py --seeds 1 --steps 500   # quick look
+    python benchmarks/quality_synthetic.py --steps 6000 --param lipschitz=4   # Lipschitz-bounded encoder, ~15 min
     python benchmarks/quality_synthetic.py --regularizer 1.0 --param learning_rate=3e-3 --out /tmp/sweep
     python benchmarks/quality_synthetic.py --ceiling-steps 2000,8000   # plus the supervised ceiling
     python benchmarks/quality_synthetic.py --ceiling-steps 2000,8000 --ceiling-regularizer 0,0.1
@@ -33,6 +34,7 @@ from _args import parse_params  # noqa: E402
 #: the configuration benchmarked (and used by tests/test_end_to_end.py): the paper's small synthetic setting
 CONFIG = dict(model="offset1", hidden_units=128, loss="euclidean", batch_size=512, learning_rate=1e-3,
               regularizer_ramp=None)
+STEPS = 2000
 REGULARIZER = 0.01
 #: the time objective's offset (steps): 1 on this data, whose time-only latents change from step to step
 TIME_OFFSET = 1
@@ -129,7 +131,7 @@ def run_ceiling(job: dict) -> list[dict]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--workers", type=int, default=2, help="parallel fits (one thread each)")
     parser.add_argument("--bf16", action="store_true", help="also train with precision='bf16' (regularized runs)")
     parser.add_argument("--regularizer", type=float, default=REGULARIZER,
@@ -202,7 +204,8 @@ def main(argv=None) -> None:
         writer.writeheader()
         writer.writerows(rows)
     config = {**CONFIG, **params}
-    command = " ".join(["python benchmarks/quality_synthetic.py", f"--seeds {args.seeds}", f"--steps {args.steps}"]
+    command = " ".join(["python benchmarks/quality_synthetic.py", f"--seeds {args.seeds}"]
+                       + ([f"--steps {args.steps}"] if args.steps != STEPS else [])
                        + (["--bf16"] if args.bf16 else [])
                        + ([f"--regularizer {reg_weight:g}"] if reg_weight != REGULARIZER else [])
                        + ([f"--time-offset {args.time_offset}"] if args.time_offset != TIME_OFFSET else [])
@@ -216,7 +219,10 @@ def main(argv=None) -> None:
         "",
         f"`{command}`: "
         f"{args.seeds} seeds per noise model; {config['model']} encoder, {config['loss']} InfoNCE, batch "
-        f"{config['batch_size']}, learning rate {config['learning_rate']:g}, {args.steps} steps; regularizer weight "
+        f"{config['batch_size']}, learning rate {config['learning_rate']:g}, "
+        + (f"Lipschitz bound {config['lipschitz']:g} (spectral normalisation), " if config.get("lipschitz") else
+           "no Lipschitz bound, ")
+        + f"{args.steps} steps; regularizer weight "
         f"{reg_weight:g} or 0; time objective offset {args.time_offset}"
         + (f"; overrides {params}" if params else "") + ".",
         "Median over seeds (min-max in brackets). Block AUC: per block, neurons ranked by the block's RMS attribution "

@@ -32,6 +32,9 @@ CONFIGS = {
     # convolutional encoder: each rank convolves over its own time segment (whole-sequence path)
     "offset10": dict(model="offset10", output_dim=6, hidden_units=16, loss="cosine", regularizer_weight=0.5,
                      regularizer_ramp=None, regularizer_batch_size=None, regularizer_projections=2),
+    # spectrally normalised weights: every rank must run the same power iterations as one process
+    "offset1-lipschitz": dict(model="offset1", output_dim=6, hidden_units=32, loss="euclidean", lipschitz=4.0,
+                              regularizer_weight=0.1, regularizer_ramp=None, regularizer_batch_size=48),
     # exact Frobenius norm, regularizer switched on by the ramp during the run
     "offset5-exact": dict(model="offset5", output_dim=6, hidden_units=16, loss="cosine", regularizer_weight=0.2,
                           regularizer_ramp=(1, 2), regularizer_exact=True),

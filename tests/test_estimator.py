@@ -384,6 +384,52 @@ def test_fit_warns_when_the_euclidean_embedding_inflates():
         model.fit(data.neural, behavior=data.behavior)
     std = model.log_["embedding_std"]
     assert std.shape == (200,) and std[-1] > 100 * std[0]
+    # and beyond what a 4-Lipschitz encoder could reach (test_lipschitz_bound_stops_the_inflation)
+    assert std[-1] > 4.0 * 1.13 ** 3 * np.sqrt(data.neural.var(axis=0).sum() / 6)
+
+
+def test_lipschitz_bound_stops_the_inflation():
+    # the fit that inflates above (offset-1 positives), with every weight spectrally normalised: the
+    # embedding's spread stays within what the gain allows and fit does not warn
+    model, data = _euclidean_fit(time_offset=1, lipschitz=4.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", xcebra.training.EmbeddingGrowthWarning)
+        model.fit(data.neural, behavior=data.behavior)
+    # |f(x) - f(y)| <= L |x - y| bounds the embedding's total variance by L**2 times the neural data's
+    # (L = gain * 1.13**3: three GELUs), so its per-dimension std (of 6) by L * sqrt(total variance / 6)
+    bound = 4.0 * 1.13 ** 3 * np.sqrt(data.neural.var(axis=0).sum() / 6)
+    std = model.log_["embedding_std"]
+    assert std.max() <= 1.1 * bound  # 1.1: embedding_std is a batch estimate
+    # a direction in neuron space moves the embedding by at most gain * 1.13**3 (three GELUs) per unit
+    jacobians = model.attribution_map(data.neural, method="jacobian", verbose=False)
+    neural = torch.as_tensor(data.neural[:200])
+    embedded = model.encoder_.encoder(neural.T[None])[0].T.detach()
+    moved = model.encoder_.encoder((neural + 0.01).T[None])[0].T.detach()
+    ratio = (moved - embedded).norm(dim=1) / (0.01 * np.sqrt(data.neural.shape[1]))
+    assert ratio.max().item() <= 4.0 * 1.13 ** 3 and jacobians.values.max() <= 4.0 * 1.13 ** 3
+
+
+@pytest.mark.parametrize("architecture, precision", [("offset1", "fp32"), ("offset5", "bf16")])
+def test_lipschitz_model_saves_and_loads(tmp_path, architecture, precision):
+    model, data = _euclidean_fit(time_offset=10, lipschitz=2.0)
+    model.set_params(max_steps=20, model=architecture, precision=precision)
+    model.fit(data.neural, behavior=data.behavior)
+    for module in model.encoder_.encoder.modules():  # trained weights stay normalised, in either precision
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv1d)):
+            matrix = module.weight.reshape(module.weight.shape[0], -1)
+            assert torch.linalg.matrix_norm(matrix, ord=2).item() == pytest.approx(1.0, abs=0.05)
+    assert any(k.endswith("_u") for k in model.encoder_.state_dict())  # the power iteration's state is kept
+    model.save(tmp_path / "m.xcebra")
+    loaded = XCEBRA.load(tmp_path / "m.xcebra")
+    assert loaded.lipschitz == 2.0
+    np.testing.assert_array_equal(loaded.transform(data.neural), model.transform(data.neural))
+
+
+@pytest.mark.parametrize("value", [0, -2.0, float("inf"), "4", True])
+def test_lipschitz_must_be_a_positive_float(value, data):
+    neural, position = data
+    with pytest.raises(ValueError, match=r"The 'lipschitz' parameter of XCEBRA must be None or a float > 0. Got"):
+        _model(lipschitz=value).fit(neural, position=position)
 
 
 def test_fit_warns_when_training_collapses_to_a_constant_embedding():

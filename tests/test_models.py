@@ -162,3 +162,83 @@ def test_matmul_path_is_taken_where_documented(monkeypatch, name):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         encoder(sequence[..., :encoder.window + 22])
     assert len(calls) == 3
+
+
+# ---------------------------------------------------------------------------- Lipschitz bound
+
+def _converged(encoder, n, length, steps=200):
+    """Run training-mode forwards until spectral normalisation's power iterations have converged, then eval."""
+    encoder.train()
+    with torch.no_grad():
+        for _ in range(steps):
+            encoder(torch.randn(2, n, length))
+    return encoder.eval()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_bound_lipschitz_normalises_every_weight_and_scales_the_output(name):
+    from torch.nn.utils import parametrize
+
+    torch.manual_seed(0)
+    plain = make_encoder(name, 5, 12, 3)
+    torch.manual_seed(0)
+    bounded = _converged(make_encoder(name, 5, 12, 3, lipschitz=2.5), 5, plain.window + 4)
+    layers = [m for m in bounded.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d))]
+    assert layers and all(parametrize.is_parametrized(m, "weight") for m in layers)
+    for module in layers:
+        matrix = module.weight.reshape(module.weight.shape[0], -1)
+        assert torch.linalg.matrix_norm(matrix, ord=2).item() == pytest.approx(1.0, rel=1e-3)
+    # the same network as the plain one with each weight divided by its spectral norm, times the gain
+    with torch.no_grad():
+        for (key, p_plain), module in zip([(k, v) for k, v in plain.named_parameters() if k.endswith("weight")], layers):
+            original = module.parametrizations.weight.original
+            assert torch.equal(original, p_plain), key
+            p_plain.copy_(module.weight)
+    x = torch.randn(3, 5, plain.window + 6)
+    torch.testing.assert_close(bounded(x), 2.5 * plain.eval()(x), rtol=1e-5, atol=1e-6)
+
+
+def test_offset1_with_lipschitz_bound_respects_it_on_random_pairs():
+    """|f(x) - f(y)| <= gain * 1.13**3 * |x - y|: three GELUs of slope at most 1.13 between four normalised layers."""
+    torch.manual_seed(1)
+    encoder = _converged(make_encoder("offset1", 20, 64, 6, lipschitz=3.0), 20, 1)
+    # pull the weights far from initialisation first: the bound must hold whatever the weights are
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.mul_(50.0)
+    encoder = _converged(encoder, 20, 1)
+    x, y = torch.randn(4000, 20, 1), torch.randn(4000, 20, 1)
+    y = x + 1e-2 * y
+    with torch.no_grad():
+        ratio = (encoder(x) - encoder(y)).flatten(1).norm(dim=1) / (x - y).flatten(1).norm(dim=1)
+    assert ratio.max().item() <= 3.0 * 1.13 ** 3
+    # an unconstrained encoder with the same weights is far steeper: the bound is what limits it
+    plain = make_encoder("offset1", 20, 64, 6)
+    with torch.no_grad():
+        for p_plain, module in zip([p for k, p in plain.named_parameters() if k.endswith("weight")],
+                                   [m for m in encoder.modules() if isinstance(m, torch.nn.Linear)]):
+            p_plain.copy_(module.parametrizations.weight.original)
+        for p_plain, (key, p) in zip([p for k, p in plain.named_parameters() if k.endswith("bias")],
+                                     [(k, p) for k, p in encoder.named_parameters() if k.endswith("bias")]):
+            p_plain.copy_(p)
+        steep = (plain(x) - plain(y)).flatten(1).norm(dim=1) / (x - y).flatten(1).norm(dim=1)
+    assert steep.max().item() > 100 * 3.0 * 1.13 ** 3
+
+
+@pytest.mark.parametrize("name", CONV_MODELS)
+def test_lipschitz_conv_encoder_paths_agree(name):
+    """The matmul path, Conv1d and the shift shortcut give one embedding when weights are normalised."""
+    torch.manual_seed(0)
+    encoder = _converged(make_encoder(name, 5, 12, 3, lipschitz=4.0), 5, EXPECTED[name][0] + 4).double()
+    x = torch.randn(1, 5, encoder.window + 9, dtype=torch.float64)
+    shift = torch.randn(1, 5, dtype=torch.float64)
+    reference = 4.0 * encoder.net(x + shift[:, :, None])
+    torch.testing.assert_close(encoder(x + shift[:, :, None]), reference, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(encoder(x, shift), reference, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(4.0 * encoder.forward_matmuls(x, shift), reference, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("gain", [0, -1.0, float("inf"), float("nan"), "2", True])
+def test_make_encoder_rejects_bad_lipschitz(gain):
+    with pytest.raises(ValueError, match="lipschitz gain must be a finite float > 0; got"):
+        make_encoder("offset1", 3, 8, 4, lipschitz=gain)

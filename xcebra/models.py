@@ -11,14 +11,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm
 
-from ._validation import check_int
+from ._validation import check_int, is_real
 
-__all__ = ["Encoder", "Offset1", "ConvEncoder", "MODELS", "make_encoder"]
+__all__ = ["Encoder", "Offset1", "ConvEncoder", "MODELS", "make_encoder", "bound_lipschitz"]
 
 
 class Encoder(nn.Module):
-    """Base class. Subclasses set ``window``, ``left`` and implement ``forward(x, shift=None)``.
+    """Base class. Subclasses set ``window``, ``left`` and implement ``_forward(x, shift)``, which
+    ``forward(x, shift=None)`` calls (and scales by ``output_gain`` when :func:`bound_lipschitz` set one).
 
     ``shift`` (B, N), when given, is added to every frame of the window ``x`` (B, N, L). Both encoders
     here start with a linear layer and push the shift through it analytically (``W x + (sum_k W_k) s``),
@@ -29,12 +32,27 @@ class Encoder(nn.Module):
 
     window: int
     left: int
+    #: factor on the output; with every weight spectrally normalised (:func:`bound_lipschitz`) it is the
+    #: bound on the network's Lipschitz constant, up to the slope of the activations
+    output_gain: float | None = None
 
     def __init__(self, n_neurons: int, hidden_units: int, output_dim: int):
         super().__init__()
         self.n_neurons = check_int("n_neurons", n_neurons, minimum=1)
         self.hidden_units = check_int("hidden_units", hidden_units, minimum=1)
         self.output_dim = check_int("output_dim", output_dim, minimum=1)
+
+    def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, N, L) -> (B, D, L - window + 1); ``shift`` (B, N) is added to every frame."""
+        if self.output_gain is None:
+            return self._forward(x, shift)
+        # one spectral normalisation (one power iteration in training) per forward pass, however often a
+        # weight is read in it
+        with parametrize.cached():
+            return self._forward(x, shift) * self.output_gain
+
+    def _forward(self, x: torch.Tensor, shift: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
 
     @property
     def right(self) -> int:
@@ -69,7 +87,7 @@ class Offset1(Encoder):
             nn.Linear(half, output_dim),
         )
 
-    def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, N, L) -> (B, D, L); ``shift`` (B, N) is added to every frame (see :class:`Encoder`)."""
         batch, _, length = x.shape
         frames = x.transpose(1, 2).reshape(batch * length, self.n_neurons)
@@ -114,7 +132,7 @@ class ConvEncoder(Encoder):
             nn.Conv1d(hidden_units, output_dim, last_kernel),
         )
 
-    def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, N, L) -> (B, D, L - window + 1); ``shift`` (B, N) is added to every frame (see :class:`Encoder`).
 
         On the CPU, under autocast (``precision="bf16"`` in training) and for one whole sequence of data
@@ -262,9 +280,36 @@ MODELS = {
 }
 
 
-def make_encoder(name: str, n_neurons: int, hidden_units: int, output_dim: int) -> Encoder:
-    """Build an encoder by name: ``offset1`` (MLP), ``offset5``, ``offset10``, ``offset36`` (convolutions)."""
+def bound_lipschitz(encoder: Encoder, gain: float) -> Encoder:
+    """Spectrally normalise every linear and convolution weight of ``encoder`` and scale its output by ``gain``.
+
+    Each weight matrix is divided by its largest singular value (``torch.nn.utils.parametrizations.spectral_norm``:
+    one power iteration per training step; a convolution's weight as an (out, in * kernel) matrix), so
+    the encoder's Lipschitz constant is at most about ``gain``: times the activations' slopes (GELU's is
+    at most 1.13), times up to sqrt(k) for a convolution of kernel k (its taps share the normalisation),
+    plus the input of each residual block. Why: the euclidean InfoNCE has no lower bound,
+    and an unconstrained encoder grows its embedding (and its Jacobian) without limit; with the bound the
+    loss can only be lowered by arranging the embedding, not by inflating it (see docs/design-notes.md).
+    Modifies ``encoder`` in place and returns it. The normalisation's power-iteration vectors are
+    buffers: they are saved and loaded with the weights.
+    """
+    if not is_real(gain, 0, strict=True):
+        raise ValueError(f"lipschitz gain must be a finite float > 0; got {gain!r}")
+    for module in list(encoder.modules()):
+        if isinstance(module, (nn.Linear, nn.Conv1d)) and not parametrize.is_parametrized(module, "weight"):
+            spectral_norm(module)
+    encoder.output_gain = float(gain)
+    return encoder
+
+
+def make_encoder(name: str, n_neurons: int, hidden_units: int, output_dim: int,
+                 lipschitz: float | None = None) -> Encoder:
+    """Build an encoder by name: ``offset1`` (MLP), ``offset5``, ``offset10``, ``offset36`` (convolutions).
+
+    ``lipschitz``: None (unconstrained) or a float > 0, the bound of :func:`bound_lipschitz`.
+    """
     if name not in MODELS:
         listed = ", ".join(repr(k) for k in MODELS)
         raise ValueError(f"model must be one of {listed}; got {name!r}")
-    return MODELS[name](n_neurons, hidden_units, output_dim)
+    encoder = MODELS[name](n_neurons, hidden_units, output_dim)
+    return encoder if lipschitz is None else bound_lipschitz(encoder, lipschitz)
