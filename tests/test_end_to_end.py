@@ -15,7 +15,8 @@ def recovered():
         [xcebra.Objective("behavior", dims=(0, nb), distribution="time_delta", label="position"),
          xcebra.Objective("time", dims=(0, nl), distribution="time", time_offset=1)],
         model="offset1", hidden_units=128, output_dim=nl, loss="euclidean", batch_size=512, max_steps=1000,
-        learning_rate=3e-3, regularizer_weight=0.01, regularizer_ramp=None, random_state=0, verbose=False)
+        learning_rate=3e-3, regularizer_weight=0.01, regularizer_ramp=None, random_state=0, verbose=False,
+        lipschitz=4.0)
     model.fit(data.neural, position=data.behavior)
     return data, model
 
