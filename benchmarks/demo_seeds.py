@@ -8,6 +8,7 @@ ING, per-block ING and Jacobian maps, per seed and as median [min-max].
 
     python benchmarks/demo_seeds.py --seeds 0,1,2,3
     python benchmarks/demo_seeds.py --seeds 0,1,2,3 --reuse      # only tabulate finished runs
+    python benchmarks/demo_seeds.py --seeds 0,1 --steps 2000 --out benchmarks/results/demo_seeds_2000steps
 
 Writes benchmarks/results/demo_seeds/{demo_seeds.md, summary_seedS.json}.
 """
@@ -25,6 +26,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("ing", "ing-block", "jacobian")
+DEFAULT_OUT = HERE / "results" / "demo_seeds"
 
 
 def main(argv=None) -> None:
@@ -32,7 +34,8 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", default="0,1,2,3", help="comma-separated model seeds (default 0,1,2,3)")
     parser.add_argument("--scratch", type=Path, default=HERE / "scratch", help="where the demo runs are written")
     parser.add_argument("--reuse", action="store_true", help="reuse SCRATCH/demo_seedS/summary.json if present")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "demo_seeds")
+    parser.add_argument("--steps", type=int, help="training steps (xcebra demo --steps; default: the seed's 1000)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     try:
         seeds = [int(item) for item in args.seeds.split(",") if item.strip()]
@@ -43,10 +46,11 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     summaries = {}
     for seed in seeds:
-        run = args.scratch / f"demo_seed{seed}"
+        run = args.scratch / (f"demo_seed{seed}" + (f"_steps{args.steps}" if args.steps else ""))
         summary = run / "summary.json"
         if not (args.reuse and summary.exists()):
             command = [sys.executable, "-m", "xcebra.cli", "demo", "--seed", str(seed), "--out", str(run), "--quiet"]
+            command += ["--steps", str(args.steps)] if args.steps else []
             print("running: xcebra", " ".join(command[3:]), file=sys.stderr)
             subprocess.run(command, check=True)
         summaries[seed] = json.loads(summary.read_text())
@@ -59,9 +63,13 @@ def main(argv=None) -> None:
                "kNN R2": lambda s: s["decoding"]["behavior"]["knn_r2"],
                **{f"{m} AUC": (lambda s, m=m: auc(s, m)) for m in METHODS}}
     precision = sorted({s["precision"] for s in summaries.values()})
+    steps = sorted({s["config"]["max_steps"] for s in summaries.values()})
+    flags = (f" --steps {args.steps}" if args.steps else "") + (f" --out {args.out}" if args.out != DEFAULT_OUT else "")
+    config = "the seed's configuration" + (f" with {args.steps} steps (regularizer ramp scaled)" if args.steps else "")
     lines = ["# The demo over model seeds", "",
-             f"`python benchmarks/demo_seeds.py --seeds {args.seeds}` (each seed: `xcebra demo --seed S`; same "
-             f"simulated data, the seed's configuration, 1000 steps, training precision {'/'.join(precision)}). "
+             f"`python benchmarks/demo_seeds.py --seeds {args.seeds}{flags}` (each seed: `xcebra demo --seed S"
+             f"{f' --steps {args.steps}' if args.steps else ''}`; same simulated data, {config}, "
+             f"{'/'.join(map(str, steps))} steps, training precision {'/'.join(precision)}). "
              "Behaviour block: held-out decoding of position, and the hypothesis 'grid and place cells rank above "
              "head-direction and speed cells' as a block-level AUC within the behaviour block.", "",
              "| seed | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]

@@ -246,6 +246,7 @@ def test_load_config_accepts_an_xcebra_table(tmp_path):
     (lambda f: ["report", str(f["model"]), str(f["npz"]), "--neural", "spikes", "--cell-types", "types",
                 "--hypothesis", "behavior=grid,glia", "--out", "r"],
      r"xcebra: error: hypothesis\['behavior'\] lists cell type\(s\) 'glia' that no neuron has"),
+    (lambda f: ["demo", "--steps", "0", "--out", "d", "-q"], r"xcebra: error: steps must be an int >= 1; got 0$"),
 ])
 def test_bad_inputs_exit_1_with_one_line(files, tmp_path, monkeypatch, capsys, make_args, message):
     (files["root"] / "garbage.npz").write_bytes(b"not an archive")
@@ -260,7 +261,7 @@ def test_bad_inputs_exit_1_with_one_line(files, tmp_path, monkeypatch, capsys, m
 @pytest.mark.parametrize("argv", [
     ["fit"], ["fit", "x.npz", "--out", "m"], ["attribute", "m", "d", "--neural", "x", "--method", "magic",
                                               "--out", "a.npz"],
-    ["frobnicate"], [], ["demo", "--seed", "one"],
+    ["frobnicate"], [], ["demo", "--seed", "one"], ["demo", "--steps", "many"],
 ])
 def test_usage_errors_exit_2(argv, capsys):
     assert main(argv) == 2

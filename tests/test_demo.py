@@ -49,7 +49,7 @@ def demo_run(tmp_path_factory):
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             status = main(["demo", "--quick", "--out", str(out), "--seed", "3", "-q"])
     assert status == 0, stderr.getvalue()
-    assert calls == [{"quick": True, "verbose": False, "seed": 3, "precision": "auto"}]
+    assert calls == [{"quick": True, "verbose": False, "seed": 3, "precision": "auto", "steps": None}]
     summary = json.loads((out / "summary.json").read_text())
     return {"out": out, "stdout": stdout.getvalue(), "summary": summary}
 
@@ -198,6 +198,26 @@ def test_auto_precision_uses_bf16_only_on_cpus_with_native_bf16(monkeypatch, nat
 def test_summary_records_the_precision_used(demo_run):
     assert demo_run["summary"]["config"]["precision"] == "auto"
     assert demo_run["summary"]["precision"] == demo.training_precision("auto")
+
+
+@pytest.mark.parametrize("steps, ramp", [(2000, (500, 1000)), (1000, (250, 500)), (100, (25, 50)), (3, (1, 2)),
+                                         (1, None)])
+def test_with_steps_scales_the_seed_ramp(steps, ramp):
+    config = demo.with_steps(demo.PRESETS["default"], steps)
+    assert config.max_steps == steps and config.regularizer_ramp == ramp
+    assert demo.with_steps(demo.PRESETS["quick"], 50).regularizer_ramp == "auto"  # resolved from max_steps by fit
+
+
+@pytest.mark.parametrize("steps", [0, -5, 2.5, True])
+def test_with_steps_rejects_bad_values(steps):
+    with pytest.raises(ValueError, match=r"steps must be an int >= 1; got"):
+        demo.with_steps(demo.PRESETS["default"], steps)
+
+
+def test_steps_reach_the_fit_and_the_summary(tmp_path):
+    summary = demo.run_demo(tmp_path, verbose=False, steps=12, _config=tiny_config(tmp_path / "cache"))
+    assert summary["config"]["max_steps"] == 12 and summary["mode"] == "custom, 12 steps"
+    assert summary["training"]["steps"] == 12
 
 
 def test_config_overrides_apply_on_top_of_the_chosen_preset():

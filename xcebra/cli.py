@@ -92,6 +92,7 @@ Run 'xcebra COMMAND --help' for the options of a command.""",
 example:
   xcebra demo --quick --out demo_out     # about 2 minutes on 2 cores
   xcebra demo --out demo_out             # the seed's configuration, under 10 minutes
+  xcebra demo --steps 2000 --out demo_2k  # twice the training (regularizer ramp scaled)
 
 Writes DIR/report.html (all figures embedded), one PNG per figure, DIR/summary.json and
 DIR/model.xcebra, and prints a summary table.""",
@@ -185,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="short run: 600 s of data, 120 steps (< 2 min)")
     demo.add_argument("--out", default="xcebra_demo", metavar="DIR", help="output directory (default: xcebra_demo)")
     demo.add_argument("--seed", type=int, default=0, help="random_state of the model (default: 0)")
+    demo.add_argument("--steps", type=int, metavar="N",
+                      help="training steps (default: the seed's 1000, --quick 120); the regularizer ramp scales with them")
     demo.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                       help="training arithmetic; auto: bf16 on CPUs with native bf16 units, else fp32 (default: auto)")
     _common(demo)
@@ -457,7 +460,8 @@ def _read_cell_types(spec: str, data_path: str, n_neurons: int) -> list[str]:
 def _cmd_demo(args) -> int:
     from .demo import format_summary, run_demo
 
-    summary = run_demo(args.out, quick=args.quick, verbose=not args.quiet, seed=args.seed, precision=args.precision)
+    summary = run_demo(args.out, quick=args.quick, verbose=not args.quiet, seed=args.seed, precision=args.precision,
+                       steps=args.steps)
     print(format_summary(summary))
     print(f"\nwrote {Path(args.out) / 'report.html'}, {Path(args.out) / 'summary.json'}, "
           f"{len(summary['files']['figures'])} figures and {Path(args.out) / 'model.xcebra'}")

@@ -39,6 +39,7 @@ import dataclasses
 import json
 import logging
 import math
+import numbers
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -54,7 +55,7 @@ from .hypotheses import HypothesisResult, test_hypothesis
 from .metrics import decoding_scores
 from .report import save_figures, write_report
 
-__all__ = ["DemoConfig", "PRESETS", "BEHAVIOR_HYPOTHESIS", "SEED_HYPOTHESIS", "run_demo", "format_summary",
+__all__ = ["DemoConfig", "PRESETS", "with_steps", "BEHAVIOR_HYPOTHESIS", "SEED_HYPOTHESIS", "run_demo", "format_summary",
            "analyze_model", "per_type_means"]
 
 logger = logging.getLogger("xcebra")
@@ -201,6 +202,17 @@ def training_precision(requested: str) -> str:
     except (AttributeError, RuntimeError):  # a torch build without oneDNN
         native = False
     return "bf16" if native else "fp32"
+
+
+def with_steps(config: DemoConfig, steps: int) -> DemoConfig:
+    """``config`` trained for ``steps`` steps; a ramp ``(on, off)`` in steps is scaled by ``steps / max_steps``."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1; got {steps!r}")
+    ramp = config.regularizer_ramp
+    if isinstance(ramp, (tuple, list)):
+        on, off = (round(v * steps / config.max_steps) for v in ramp)
+        ramp = (on, off) if off > on else None
+    return dataclasses.replace(config, max_steps=int(steps), regularizer_ramp=ramp)
 
 
 def _resolve_config(quick: bool, config: Any) -> tuple[str, DemoConfig]:
@@ -478,7 +490,7 @@ def _seed_comparison_text(summary: dict[str, Any]) -> str:
 
 
 def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool = True, seed: int = 0,
-             precision: str | None = None, _config: Any = None) -> dict[str, Any]:
+             precision: str | None = None, steps: int | None = None, _config: Any = None) -> dict[str, Any]:
     """Run the seed pipeline on simulated RatInABox data and write a report.
 
     Steps: simulate (or load from the cache) the data; fit xCEBRA (behaviour objective on position,
@@ -500,6 +512,9 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
         ``random_state`` of the model (the simulated data always use the seed data set's seed).
     precision : {"auto", "fp32", "bf16"}, optional
         Training arithmetic (default: the configuration's, ``"auto"``: see :func:`training_precision`).
+    steps : int, optional
+        Training steps instead of the configuration's (1000 in the seed's); a regularizer ramp given as
+        steps is scaled with them, so it keeps the seed's shape (on at a quarter, full at half the fit).
     _config : str, DemoConfig or dict, optional
         For tests and experiments: a preset name (``"tiny"``), a full :class:`DemoConfig`, or a dict of
         :class:`DemoConfig` fields overriding the preset chosen by ``quick``.
@@ -519,6 +534,9 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
     mode, config = _resolve_config(quick, _config)
     if precision is not None:
         config = dataclasses.replace(config, precision=precision)
+    if steps is not None:
+        config = with_steps(config, steps)
+        mode = f"{mode}, {steps} steps"
     used_precision = training_precision(config.precision)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
