@@ -65,11 +65,12 @@ def main(argv=None) -> None:
     precision = sorted({s["precision"] for s in summaries.values()})
     steps = sorted({s["config"]["max_steps"] for s in summaries.values()})
     flags = (f" --steps {args.steps}" if args.steps else "") + (f" --out {args.out}" if args.out != DEFAULT_OUT else "")
-    config = "the seed's configuration" + (f" with {args.steps} steps (regularizer ramp scaled)" if args.steps else "")
+    config = "the seed's configuration, " + (f"{args.steps} steps (regularizer ramp scaled)" if args.steps else
+                                             f"{'/'.join(map(str, steps))} steps")
     lines = ["# The demo over model seeds", "",
              f"`python benchmarks/demo_seeds.py --seeds {args.seeds}{flags}` (each seed: `xcebra demo --seed S"
              f"{f' --steps {args.steps}' if args.steps else ''}`; same simulated data, {config}, "
-             f"{'/'.join(map(str, steps))} steps, training precision {'/'.join(precision)}). "
+             f"training precision {'/'.join(precision)}). "
              "Behaviour block: held-out decoding of position, and the hypothesis 'grid and place cells rank above "
              "head-direction and speed cells' as a block-level AUC within the behaviour block.", "",
              "| seed | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
