@@ -153,13 +153,14 @@ class XCEBRA(BaseEstimator):
         ``attribution_map`` always compute in float32 (Jacobians and pseudo-inverses in float32/float64).
     lipschitz : float or None, default None
         Bound the encoder's Lipschitz constant: every linear and convolution weight is spectrally
-        normalised (divided by its largest singular value, one power iteration per step) and the output
+        normalised (divided by its largest singular value, estimated by one power iteration per training-mode
+        forward pass) and the output
         is multiplied by ``lipschitz`` (:func:`xcebra.models.bound_lipschitz`), so a change ``dx`` of the
         input moves the embedding by at most about ``lipschitz * |dx|`` (times 1.13 per GELU, the
         activation's largest slope). For the euclidean loss, which has no lower bound: without it the
         embedding of an offset-1 time objective grows without limit (``EmbeddingGrowthWarning``), with it
         the loss can only fall by arranging the embedding. On the synthetic benchmark it raised the
-        median block ING AUC (``benchmarks/results/quality_synthetic.md``). ``None``: unconstrained, as in
+        median block ING AUC (``benchmarks/results/quality_synthetic_lipschitz/``, README). ``None``: unconstrained, as in
         the reference package.
 
     Attributes

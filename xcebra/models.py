@@ -284,7 +284,8 @@ def bound_lipschitz(encoder: Encoder, gain: float) -> Encoder:
     """Spectrally normalise every linear and convolution weight of ``encoder`` and scale its output by ``gain``.
 
     Each weight matrix is divided by its largest singular value (``torch.nn.utils.parametrizations.spectral_norm``:
-    one power iteration per training step; a convolution's weight as an (out, in * kernel) matrix), so
+    one power iteration per training-mode forward pass; a convolution's weight as an (out, in * kernel)
+    matrix), so
     the encoder's Lipschitz constant is at most about ``gain``: times the activations' slopes (GELU's is
     at most 1.13), times up to sqrt(k) for a convolution of kernel k (its taps share the normalisation),
     plus the input of each residual block. Why: the euclidean InfoNCE has no lower bound,
