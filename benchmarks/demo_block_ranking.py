@@ -6,7 +6,13 @@ full numerical rank (3 on the 4-d cosine block), each on the same seeded sample 
 place) that rank lowest and the unconnected ones (head-direction, speed) that rank highest, with grid
 cells labelled by module (1 = finest scale, 0.3 m). Also the position information of every cell type: the
 held-out R2 of each neuron's firing rate predicted from position (kNN), which says whether the hypothesis
-itself holds neuron by neuron.
+itself holds neuron by neuron. And how strongly the time block responds to what moves the behaviour block:
+per time point, the share of the time block's squared Jacobian (Frobenius) that lies along the behaviour
+block's two identified directions in neuron space (its top right singular vectors; a random pair of
+directions would take 2 / N of it, 0.022 for 90 neurons). That share is the coupling the paper's ING has to
+undo: when the time block also encodes position, the encoder is identified up to a block lower-triangular
+map, whose inverse mixes time-latent neurons into the behaviour rows of the whole-Jacobian inverse, while
+the behaviour block's own inverse stays exact for separate cell populations (tests/test_jacobian.py).
 
     xcebra demo --seed 0 --out /tmp/demo0 && xcebra demo --seed 1 --out /tmp/demo1
     python benchmarks/demo_block_ranking.py /tmp/demo0 /tmp/demo1
@@ -63,6 +69,9 @@ def analyse(run: Path, n_timepoints: int, seed: int) -> dict:
         jacobian, embedder.block_slices, [2, *others])
     maps["per-block inverse, full numerical rank"] = block_pseudo_inverse(jacobian, embedder.block_slices, [None, *others])
     singular = torch.linalg.svdvals(jacobian[:, behavior]).median(0).values.numpy()
+    identified = torch.linalg.svd(jacobian[:, behavior].double(), full_matrices=False).Vh[:, :2]  # (B, 2, N)
+    time_rows = jacobian[:, behavior.stop:].double()
+    coupling = ((time_rows @ identified.transpose(1, 2)).pow(2).sum((1, 2)) / time_rows.pow(2).sum((1, 2))).numpy()
     rows = []
     for name, values in maps.items():
         block = np.sqrt((values[:, behavior].abs().mean(0).numpy() ** 2).mean(0))  # as AttributionMap.block_values
@@ -81,7 +90,10 @@ def analyse(run: Path, n_timepoints: int, seed: int) -> dict:
             groups[f"grid m{m + 1}"] = info[members]
     return {"run": str(run), "seed": summary["seed"], "precision": summary["precision"],
             "demo_auc": {m: summary["attribution"][m]["block_auc"] for m in summary["attribution"]},
-            "singular": singular / singular.max(), "rows": rows,
+            "singular": singular / singular.max(), "rows": rows, "steps": summary["training"]["steps"],
+            "n_neurons": int(neural.shape[1]),
+            "coupling": (float(np.quantile(coupling, 0.25)), float(np.median(coupling)), float(np.quantile(coupling, 0.75))),
+            "time_linear_r2": summary["decoding"]["time"]["linear_r2"],
             "info": {k: (float(v.min()), float(np.median(v)), float(v.max())) for k, v in groups.items()}}
 
 
@@ -101,12 +113,12 @@ def main(argv=None) -> None:
     lines = ["# The demo's behaviour-block hypothesis, neuron by neuron", "",
              f"`python benchmarks/demo_block_ranking.py {' '.join(str(r) for r in args.runs)}` "
              f"({args.timepoints} time points sampled per run, seed 0), each run made by `xcebra demo --seed S --out "
-             "DIR` (the demo's configuration, 1000 steps). Hypothesis: the behaviour block is driven "
+             "DIR [--steps N]` (the demo's configuration; steps per run below). Hypothesis: the behaviour block is driven "
              "by grid and place cells, not by head-direction and speed cells; AUC within the behaviour block. "
              "Neuron lists: index, type (grid module m1 = finest, 0.3 m) and block value relative to the largest.", ""]
     for res in results:
         demo = ", ".join(f"{m} {v:.3f}" for m, v in res["demo_auc"].items())
-        lines += [f"## Model seed {res['seed']} ({res['precision']})", "",
+        lines += [f"## Model seed {res['seed']}, {res['steps']} steps ({res['precision']})", "",
                   f"The demo's own scores (all time points): {demo}. Median singular values of the behaviour block's "
                   "Jacobian over time, relative to the largest: " + ", ".join(f"{v:.3f}" for v in res["singular"]) + ".", "",
                   "| map | AUC | lowest-ranked connected | highest-ranked unconnected |", "|---|---|---|---|"]
@@ -114,7 +126,18 @@ def main(argv=None) -> None:
                   for r in res["rows"]]
         lines += ["", "Position information per cell type (held-out kNN R2 of each firing rate from position; "
                   "min / median / max): " + "; ".join(f"{k} {a:.2f} / {b:.2f} / {c:.2f}"
-                                                      for k, (a, b, c) in res["info"].items()) + ".", ""]
+                                                      for k, (a, b, c) in res["info"].items()) + ".", "",
+                  "Coupling of the time block to the behaviour block's identified directions (share of its squared "
+                  "Jacobian; 25% / median / 75% over time points; 2 / N = {:.3f} by chance): ".format(2 / res["n_neurons"])
+                  + " / ".join(f"{v:.3f}" for v in res["coupling"])
+                  + f". Time block's held-out linear R2 for position: {res['time_linear_r2']:.3f}.", ""]
+    lines += ["## Coupling against the paper's ING, all runs", "",
+              "| run | steps | coupling (median) | time block linear R2 | ING AUC | ing-block AUC | Jacobian AUC |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| seed {r['seed']} | {r['steps']} | {r['coupling'][1]:.3f} | {r['time_linear_r2']:.3f} | "
+              f"{r['demo_auc'].get('ing', float('nan')):.3f} | {r['demo_auc'].get('ing-block', float('nan')):.3f} | "
+              f"{r['demo_auc'].get('jacobian', float('nan')):.3f} |" for r in results]
+    lines.append("")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))

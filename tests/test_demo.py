@@ -68,9 +68,9 @@ def test_all_output_files_exist(demo_run):
 def test_summary_json_keys_and_value_ranges(demo_run):
     s = demo_run["summary"]
     assert {"config", "data", "blocks", "decoding", "attribution", "auc", "timings", "training", "hypotheses",
-            "files", "mode", "seed", "xcebra_version"} <= set(s)
+            "files", "mode", "seed", "xcebra_version", "headline_method"} <= set(s)
     assert s["seed"] == 3 and s["mode"] == "custom"
-    assert s["config"]["max_steps"] == 30 and s["config"]["methods"] == ["ing", "ing-block", "jacobian"]
+    assert s["config"]["max_steps"] == 30 and s["config"]["methods"] == ["ing-block", "ing", "jacobian"]
     assert s["data"]["n_neurons"] == 18 and s["data"]["n_timepoints"] == 1200
     assert s["data"]["cell_types"] == {"grid": 6, "head_direction": 4, "place": 4, "speed": 4}
     assert s["blocks"] == [["behavior", 0, 4], ["time", 4, 14]]
@@ -79,7 +79,8 @@ def test_summary_json_keys_and_value_ranges(demo_run):
         assert set(scores) == {"linear_r2", "knn_r2", "linear_r2_train"}
         assert all(np.isfinite(v) and v <= 1.0 for v in scores.values())
         assert 0.0 <= scores["linear_r2_train"] <= 1.0  # in-sample least squares cannot do worse than the mean
-    assert [row["method"] for row in s["auc"]] == ["ing", "ing-block", "jacobian"]
+    assert [row["method"] for row in s["auc"]] == ["ing-block", "ing", "jacobian"]
+    assert s["headline_method"] == "ing-block"
     for row in s["auc"]:
         for key in ("block_auc", "entry_auc", "seed_pooled_entry_auc", "seed_time_block_auc"):
             assert 0.0 <= row[key] <= 1.0, (key, row)
@@ -160,6 +161,11 @@ def test_cli_prints_the_summary_table(demo_run):
 
 def test_format_summary_matches_the_printed_table(demo_run):
     assert demo.format_summary(demo_run["summary"]) in demo_run["stdout"]
+    assert "Headline map: ing-block (the ING per block" in demo_run["stdout"]
+    other = dict(demo_run["summary"], headline_method="jacobian")
+    assert "Headline map: jacobian\n" in demo.format_summary(other) + "\n"
+    older = {k: v for k, v in demo_run["summary"].items() if k != "headline_method"}  # summaries written before it
+    assert "Headline map" not in demo.format_summary(older)
 
 
 def test_presets_follow_the_seed_and_quick_is_shorter():
@@ -169,7 +175,7 @@ def test_presets_follow_the_seed_and_quick_is_shorter():
     assert default.regularizer_ramp == (250, 500) and default.regularizer_weight == 0.1
     assert (default.model, default.hidden_units, default.output_dim, default.behavior_dims) == ("offset10", 256, 14,
                                                                                                 (0, 4))
-    assert default.num_samples is None and default.methods == ("ing", "ing-block", "jacobian")
+    assert default.num_samples is None and default.methods == ("ing-block", "ing", "jacobian")
     assert quick.duration < default.duration and quick.max_steps < default.max_steps
 
 

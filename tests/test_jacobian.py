@@ -222,6 +222,56 @@ def test_block_pseudo_inverse_inverts_each_block_on_its_own():
                                pseudo_inverse(torch.tensor(jac)).numpy(), atol=1e-12)
 
 
+def _identified_encoder_jacobians(disjoint: bool, time_block_holds_behavior: bool, seed: int = 3):
+    """Per-time-point mixing Jacobians ``J_g`` (T, N, d) and an identified encoder's ``J_f = L pinv(J_g)``.
+
+    2 behaviour latents and 3 time latents drive 40 neurons; with ``disjoint`` the first 15 neurons depend
+    on the behaviour latents only and the rest on the time latents only (a cell-type hypothesis). ``L`` is
+    the linear map the encoder is identified up to: block lower-triangular when the time block also holds
+    the behaviour latents (as time-contrastive learning does with position), block-diagonal otherwise.
+    """
+    rng = np.random.default_rng(seed)
+    n_behavior, n_time, db, dt, steps = 15, 25, 2, 3, 6
+    mixing = np.zeros((steps, n_behavior + n_time, db + dt))
+    mixing[:, :n_behavior, :db] = rng.normal(size=(steps, n_behavior, db))
+    mixing[:, n_behavior:, db:] = rng.normal(size=(steps, n_time, dt))
+    if not disjoint:
+        mixing += 0.3 * rng.normal(size=mixing.shape)
+    lmap = np.eye(db + dt) + 0.3 * rng.normal(size=(db + dt, db + dt))
+    lmap[:db, db:] = 0.0
+    lmap[db:, :db] = rng.normal(size=(dt, db)) if time_block_holds_behavior else 0.0
+    encoder = lmap @ np.linalg.pinv(mixing)  # (T, d, N): the minimum-norm inverse the regularizer favours
+    truth = mixing[:, :, :db] @ np.linalg.inv(lmap[:db, :db])  # (T, N, db): behaviour columns, up to L_bb
+    return encoder, truth, n_behavior, db
+
+
+def test_block_inverse_recovers_behavior_mixing_when_the_time_block_also_encodes_it():
+    # The demo's setting: cell types split into populations, and the time block also carries position.
+    # Then the behaviour block's own inverse is exactly J_g's behaviour columns (up to L_bb), while the
+    # whole-Jacobian inverse (the paper's ING) puts weight on time-latent neurons: L^-1 has a non-zero
+    # lower-left block that mixes the time columns into the behaviour columns.
+    encoder, truth, n_behavior, db = _identified_encoder_jacobians(disjoint=True, time_block_holds_behavior=True)
+    jac = torch.tensor(encoder)
+    block = block_pseudo_inverse(jac, [(0, db), (db, jac.shape[1])]).numpy()[:, :db]
+    whole = pseudo_inverse(jac).numpy()[:, :db]
+    np.testing.assert_allclose(block, truth.transpose(0, 2, 1), atol=1e-9)
+    assert np.abs(block[:, :, n_behavior:]).max() < 1e-9
+    assert np.abs(whole[:, :, n_behavior:]).max() > 0.1 * np.abs(truth).max()
+
+
+@pytest.mark.parametrize("disjoint", [True, False])
+def test_whole_inverse_recovers_behavior_mixing_when_blocks_are_separate(disjoint):
+    # With a block-diagonal L both inverses are exact for disjoint populations; when neurons mix latents,
+    # only the whole inverse is (this is why "ing" stays the default outside the cell-type setting).
+    encoder, truth, n_behavior, db = _identified_encoder_jacobians(disjoint, time_block_holds_behavior=False)
+    jac = torch.tensor(encoder)
+    whole = pseudo_inverse(jac).numpy()[:, :db]
+    block = block_pseudo_inverse(jac, [(0, db), (db, jac.shape[1])]).numpy()[:, :db]
+    np.testing.assert_allclose(whole, truth.transpose(0, 2, 1), atol=1e-9)
+    block_error = np.abs(block - truth.transpose(0, 2, 1)).max()
+    assert (block_error < 1e-9) if disjoint else (block_error > 1e-2)
+
+
 @pytest.mark.parametrize("slices, ranks, match", [
     ([(0, 3), (3, 7)], [2], "ranks has 1 entries but there are 2 blocks"),
     ([(0, 3), (4, 7)], None, "must cover 0..7 in order without gaps"),
