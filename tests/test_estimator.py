@@ -1,5 +1,7 @@
 """The XCEBRA front door: the scikit-learn contract, fit/transform/attribution_map, save/load."""
 
+import logging
+import re
 import warnings
 
 import numpy as np
@@ -388,6 +390,35 @@ def test_fit_warns_when_the_euclidean_embedding_inflates():
     assert std[-1] > 4.0 * 1.13 ** 3 * np.sqrt(data.neural.var(axis=0).sum() / 6)
 
 
+def test_a_loss_risen_with_the_euclidean_scale_is_not_reported_when_its_pairs_separate(caplog):
+    # the inflating fit: the behaviour loss rises about 100-fold only because the time objective grew the shared
+    # embedding (EmbeddingGrowthWarning says so); on fixed probe batches its positives beat more negatives
+    # than before training, so LossIncreaseWarning, which would say the objective was made worse, stays silent
+    model, data = _euclidean_fit(time_offset=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xcebra.training.EmbeddingGrowthWarning)
+        warnings.simplefilter("error", xcebra.training.LossIncreaseWarning)
+        with caplog.at_level(logging.INFO, logger="xcebra"):
+            model.fit(data.neural, behavior=data.behavior)
+    (start, end), = xcebra.training.loss_increase(model.log_).values()
+    assert end > 20 * start
+    message, = [r.getMessage() for r in caplog.records if "positive rank fell" in r.getMessage()]
+    before, after = map(float, re.search(r"fell from ([0-9.]+) to ([0-9.]+)", message).groups())
+    assert after < before / 4 and after < 0.05
+
+
+def test_the_positive_rank_probe_leaves_training_unchanged(monkeypatch):
+    model, data = _euclidean_fit(time_offset=10)
+    model.fit(data.neural, behavior=data.behavior)
+    calls = []
+    monkeypatch.setattr(XCEBRA, "_probe_positive_ranks", lambda self, *args: calls.append(1))
+    unprobed, _ = _euclidean_fit(time_offset=10)
+    unprobed.fit(data.neural, behavior=data.behavior)
+    assert len(calls) == 2  # before and after training
+    for (name, a), (_, b) in zip(model.encoder_.state_dict().items(), unprobed.encoder_.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
 def test_lipschitz_bound_stops_the_inflation():
     # the fit that inflates above (offset-1 positives), with every weight spectrally normalised: the
     # embedding's spread stays within what the gain allows and fit does not warn
@@ -437,7 +468,8 @@ def test_fit_warns_when_training_collapses_to_a_constant_embedding():
     # InfoNCE score is equal and each loss sits at log(batch_size) for the rest of the fit
     model, data = _euclidean_fit(time_offset=1)
     model.set_params(learning_rate=0.3, max_steps=120)
-    with pytest.warns(xcebra.training.LossIncreaseWarning, match=r"'behavior' from .* ended at 4.852 = log\(batch_size\)"):
+    with pytest.warns(xcebra.training.LossIncreaseWarning,
+                      match=r"'behavior' from .*'behavior' 0\.[0-9]+ -> 0\.500.* ended at 4.852 = log\(batch_size\)"):
         model.fit(data.neural, behavior=data.behavior)
     embedding = model.transform(data.neural)
     assert np.ptp(embedding, axis=0).max() < 1e-3 * max(1.0, np.abs(embedding).max())

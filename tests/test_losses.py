@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from xcebra.losses import Temperature, infonce
+from xcebra.losses import Temperature, infonce, positive_rank
 
 
 def _loop_infonce(ref, pos, neg, similarity, tau):
@@ -96,6 +96,42 @@ def test_infonce_gradient_matches_float64_finite_differences():
 
 
 # --- Temperature --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("similarity", ["cosine", "euclidean"])
+def test_positive_rank_matches_explicit_loops(similarity):
+    rng = np.random.default_rng(4)
+    ref, pos, neg = (rng.normal(size=(n, 3)) for n in (6, 6, 9))
+    if similarity == "cosine":
+        ref, pos, neg = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (ref, pos, neg))
+
+    def score(a, b):
+        return a @ b if similarity == "cosine" else -np.sum((a - b) ** 2)
+
+    expected = [np.mean([score(r, n) > score(r, p) for n in neg]) for r, p in zip(ref, pos)]
+    got = positive_rank(*(torch.tensor(x, dtype=torch.float32) for x in (ref, pos, neg)), similarity)
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)
+
+
+def test_positive_rank_hand_computed_and_ties():
+    ref = torch.tensor([[0.0, 0.0]])
+    pos = torch.tensor([[1.0, 0.0]])  # squared distance 1
+    neg = torch.tensor([[0.5, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 3.0]])  # 0.25 (above), 1 (tie), 4, 9
+    assert positive_rank(ref, pos, neg, "euclidean").item() == pytest.approx((1 + 0.5) / 4)
+    constant = torch.ones(5, 2)  # an embedding that maps everything to one point ties every pair: chance
+    assert positive_rank(constant, constant, constant, "euclidean").tolist() == [0.5] * 5
+
+
+def test_positive_rank_ignores_the_euclidean_scale_where_the_loss_does_not():
+    rng = np.random.default_rng(8)
+    ref = torch.tensor(rng.normal(size=(64, 4)))
+    pos = ref + 0.6 * torch.tensor(rng.normal(size=(64, 4)))
+    neg = torch.tensor(rng.normal(size=(64, 4)))
+    ranks = [positive_rank(c * ref, c * pos, c * neg, "euclidean") for c in (1.0, 30.0)]
+    torch.testing.assert_close(ranks[0], ranks[1], rtol=0, atol=0)
+    assert 0 < ranks[0].mean() < 0.5
+    losses = [infonce(c * ref, c * pos, c * neg, "euclidean") for c in (1.0, 30.0)]
+    assert losses[1] > 10 * losses[0]  # the loss of the same pairs grows with the scale
+
 
 def test_fixed_temperature_is_a_buffer():
     temperature = Temperature(0.5)

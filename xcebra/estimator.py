@@ -29,10 +29,17 @@ from .models import MODELS, make_encoder
 from .objectives import LOSSES, Embedder, Layout, Objective, block_layout
 from .sampling import BatchSampler, Domain, make_distribution
 from .training import (SPREAD_LIMIT, DivergenceError, EmbeddingGrowthWarning, LossHead, LossIncreaseWarning,
-                       TrainingPlan, _fingerprint_data, euclidean_spread, evaluate_losses, fit as _train,
-                       loss_increase)
+                       TrainingPlan, _fingerprint_data, euclidean_spread, evaluate_losses, evaluate_positive_ranks,
+                       fit as _train, loss_increase)
 
 __all__ = ["XCEBRA"]
+
+#: fits shorter than this are not judged by the loss-increase check (``training.loss_increase``'s default)
+_JUDGED_STEPS = 100
+#: probe batches for the positive ranks: their own seed, size and number
+_PROBE_SEED_OFFSET, _PROBE_BATCH_SIZE, _PROBE_BATCHES = 7919, 1024, 4
+#: a euclidean objective whose loss rose counts as served if its positive rank fell at least this much
+_RANK_IMPROVEMENT = 0.02
 
 logger = logging.getLogger("xcebra")
 MODEL_FORMAT = "xcebra-model"
@@ -176,6 +183,11 @@ class XCEBRA(BaseEstimator):
         squared distances exceed ``1e4`` times the temperature (:func:`xcebra.training.euclidean_spread`),
         and with :class:`xcebra.training.LossIncreaseWarning` when an objective's loss ended above its start
         or at ``log(batch_size)``, the loss of a constant embedding (:func:`xcebra.training.loss_increase`).
+        A euclidean objective's loss also rises when another objective grows the shared embedding, with its
+        pairs better separated than before; so for euclidean objectives fit also scores the *positive rank*
+        (:func:`xcebra.losses.positive_rank`: the share of negatives scored above the positive, 0.5 at
+        chance, free of scale and temperature) on four fixed probe batches before and after training, and
+        a risen loss whose positive rank fell by at least 0.02 is logged (INFO) instead of warned about.
     n_features_in_ : int, number of neurons seen in fit.
     random_state_ : int, the seed actually used.
     label_names_ : tuple of str, the labels passed to fit.
@@ -437,6 +449,10 @@ class XCEBRA(BaseEstimator):
         self.blocks_ = list(layout.blocks)
         self.label_names_ = tuple(sorted(data.labels))
         self.label_dims_ = {name: 1 if label.ndim == 1 else int(label.shape[1]) for name, label in data.labels.items()}
+        # the euclidean loss moves with the embedding's scale; its pairs' order, on fixed probe batches before
+        # and after training, tells a rise from a grown scale apart from a worse embedding (_warn_on_loss_increase)
+        probe = any(h.similarity == "euclidean" for h in heads) and self.max_steps >= _JUDGED_STEPS and is_rank_zero()
+        ranks_start = self._probe_positive_ranks(data, embedder, heads, neural_tensor, seed) if probe else None
         try:
             self.log_ = _train(embedder, heads, sampler, neural_tensor, plan, coverage=layout.coverage,
                                generator=generator, verbose=self.verbose, checkpoint_dir=checkpoint_dir,
@@ -452,18 +468,46 @@ class XCEBRA(BaseEstimator):
         self.temperatures_ = {h.name: float(h.temperature().detach()) for h in heads}
         self._heads = heads
         self._warn_on_growth()
-        self._warn_on_loss_increase()
+        ranks_end = self._probe_positive_ranks(data, embedder, heads, neural_tensor, seed) if probe else None
+        self._warn_on_loss_increase(ranks_start, ranks_end)
         return self
 
-    def _warn_on_loss_increase(self) -> None:
+    def _probe_positive_ranks(self, data: TimeSeries, embedder: Embedder, heads: Sequence[LossHead],
+                              neural: torch.Tensor, seed: int) -> dict[str, float]:
+        """Each objective's positive rank (``xcebra.losses.positive_rank``) on probe batches fixed by ``seed``.
+
+        The probe draws from its own generator, so training's batches, and hence its weights, do not change.
+        """
+        sampler = self._make_sampler(data, embedder, torch.Generator().manual_seed(seed + _PROBE_SEED_OFFSET))
+        sampler.batch_size = min(self.batch_size, _PROBE_BATCH_SIZE, sampler.reference_domain.size)
+        ranks = evaluate_positive_ranks(embedder, heads, sampler, neural, _PROBE_BATCHES)
+        return {head.name: value for head, value in zip(heads, ranks)}
+
+    def _warn_on_loss_increase(self, ranks_start: dict[str, float] | None = None,
+                               ranks_end: dict[str, float] | None = None) -> None:
         if not is_rank_zero():
             return
         # every score equal (a constant embedding): each reference's loss is log(number of negatives)
         chance = float(np.log(self.batch_size))
-        risen = loss_increase(self.log_, chance=chance)
+        risen = loss_increase(self.log_, chance=chance, min_steps=_JUDGED_STEPS)
+        if ranks_start and ranks_end:
+            # a euclidean loss can rise only because another objective grew the shared embedding: scaled by c,
+            # every squared distance is c^2 times larger, and so is the loss's penalty for each positive
+            # farther than its nearest negative. The order of the pairs is what the objective asks for.
+            served = {name for name in risen if name in ranks_start
+                      and ranks_end[name] <= ranks_start[name] - _RANK_IMPROVEMENT}
+            for name in served:
+                start, end = risen.pop(name)
+                logger.info("objective %r: loss rose from %.4g to %.4g with the embedding's scale, but its positive "
+                            "rank fell from %.3f to %.3f (share of negatives scored above the positive; 0.5 = "
+                            "chance): its pairs are better separated", name, start, end, ranks_start[name],
+                            ranks_end[name])
         if not risen:
             return
         listed = ", ".join(f"{name!r} from {start:.4g} to {end:.4g}" for name, (start, end) in risen.items())
+        if ranks_start and ranks_end:
+            listed += " (positive rank, the share of negatives scored above the positive, 0.5 = chance: " + ", ".join(
+                f"{name!r} {ranks_start[name]:.3f} -> {ranks_end[name]:.3f}" for name in risen if name in ranks_start) + ")"
         warnings.warn(
             f"objective {listed} (median loss over the first and last 5% of steps; log_['loss/<name>']): the loss "
             f"rose, or ended at {chance:.4g} = log(batch_size), the loss of an embedding that maps every time point "

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["infonce", "Temperature"]
+__all__ = ["infonce", "positive_rank", "Temperature"]
 
 
 def _paired_similarity(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
@@ -38,6 +38,37 @@ def infonce(reference: torch.Tensor, positive: torch.Tensor, negative: torch.Ten
     """
     positive_score = _paired_similarity(reference, positive, similarity) / temperature
     return -positive_score.mean() + _log_sum_exp_negatives(reference, negative, similarity, temperature).mean()
+
+
+def positive_rank(reference: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
+                  similarity: str = "cosine") -> torch.Tensor:
+    """For each reference, the fraction of negatives it scores above its positive (ties count half).
+
+    0 means the positive beats every negative, 0.5 is chance (a constant embedding ties everything).
+    Unlike the loss it does not depend on the temperature nor, for the euclidean similarity, on the
+    embedding's scale: multiplying every embedding by c multiplies every squared distance by c^2 and
+    keeps the order, so it tells whether an objective's pairs are separated when its loss moved only
+    because the embedding grew or shrank.
+
+    Parameters
+    ----------
+    reference, positive : tensors of shape (B, D)
+    negative : tensor of shape (M, D), shared by all references.
+    similarity : {"cosine", "euclidean"}
+
+    Returns
+    -------
+    tensor of shape (B,), values in [0, 1].
+    """
+    # float64 and direct differences: the order of nearly equal scores is the result here
+    reference, positive, negative = (x.detach().double() for x in (reference, positive, negative))
+    positive_score = _paired_similarity(reference, positive, similarity)
+    if similarity == "cosine":
+        scores = reference @ negative.T
+    else:
+        scores = -torch.cdist(reference, negative, compute_mode="donot_use_mm_for_euclid_dist").pow(2)
+    above = (scores > positive_score[:, None]).float() + 0.5 * (scores == positive_score[:, None]).float()
+    return above.mean(1)
 
 
 def _log_sum_exp_negatives(reference: torch.Tensor, negative: torch.Tensor, similarity: str,

@@ -23,13 +23,13 @@ from tqdm.auto import tqdm
 
 from ._files import read_tensors, write_tensors
 from .data import sliding_windows
-from .losses import Temperature, infonce
+from .losses import Temperature, infonce, positive_rank
 from .objectives import Embedder
 from .regularizers import draw_projections, jacobian_penalty, ramp_weight
 from .sampling import BatchIndex, BatchSampler, Domain
 
 __all__ = ["LossHead", "TrainingPlan", "DivergenceError", "EmbeddingGrowthWarning", "LossIncreaseWarning", "fit",
-           "embed_indices", "evaluate_losses", "make_adam", "euclidean_spread", "loss_increase"]
+           "embed_indices", "evaluate_losses", "evaluate_positive_ranks", "make_adam", "euclidean_spread", "loss_increase"]
 
 logger = logging.getLogger("xcebra")
 CHECKPOINT_FORMAT = "xcebra-checkpoint"
@@ -109,6 +109,9 @@ class LossIncreaseWarning(UserWarning):
     all died after a too large step). No value needs to be NaN for either, and the warning says only that
     the objective was not served; whether the embedding still decodes its label is for
     :func:`xcebra.metrics.decoding_scores` to tell (``benchmarks/quality_synthetic.py`` reports both per fit).
+    For a euclidean objective :class:`xcebra.XCEBRA` warns only if, in addition, its positive rank on fixed
+    probe batches (:func:`xcebra.losses.positive_rank`) did not fall: a loss that rose with the embedding's
+    scale while the pairs separated is not a worse objective.
     """
 
 
@@ -214,6 +217,21 @@ def _losses(heads: Sequence[LossHead], z_ref, z_neg, z_pos) -> list[torch.Tensor
 def evaluate_losses(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, neural: torch.Tensor,
                     n_batches: int) -> list[float]:
     """Each head's InfoNCE loss averaged over ``n_batches`` batches of ``sampler`` on ``neural`` (no gradients)."""
+    return _evaluate(embedder, heads, sampler, neural, n_batches,
+                     lambda z_ref, z_neg, z_pos: _losses(heads, z_ref, z_neg, z_pos))
+
+
+def evaluate_positive_ranks(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler,
+                            neural: torch.Tensor, n_batches: int) -> list[float]:
+    """Each head's mean :func:`xcebra.losses.positive_rank` over ``n_batches`` batches of ``sampler`` (no gradients):
+    the share of negatives scored above the positive, 0.5 at chance, free of temperature and scale."""
+    return _evaluate(embedder, heads, sampler, neural, n_batches, lambda z_ref, z_neg, z_pos: [
+        positive_rank(z_ref[:, h.dims], zp[:, h.dims], z_neg[:, h.dims], h.similarity).mean()
+        for h, zp in zip(heads, z_pos)])
+
+
+def _evaluate(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, neural: torch.Tensor,
+              n_batches: int, measure) -> list[float]:
     totals = [0.0] * len(heads)
     was_training = embedder.training
     embedder.eval()
@@ -225,8 +243,8 @@ def evaluate_losses(embedder: Embedder, heads: Sequence[LossHead], sampler: Batc
                 index = torch.cat([batch.reference, batch.negative, *batch.positives]).to(neural.device)
                 z = embed_indices(embedder, neural, index, "auto", sequence)
                 z_ref, z_neg, *z_pos = z.split(len(batch.reference))
-                for k, loss in enumerate(_losses(heads, z_ref, z_neg, z_pos)):
-                    totals[k] += float(loss) / n_batches
+                for k, value in enumerate(measure(z_ref, z_neg, z_pos)):
+                    totals[k] += float(value) / n_batches
     finally:
         embedder.train(was_training)
     return totals
