@@ -491,7 +491,7 @@ class XCEBRA(BaseEstimator):
         chance = float(np.log(self.batch_size))
         risen = loss_increase(self.log_, chance=chance, min_steps=_JUDGED_STEPS)
         if ranks_start and ranks_end:
-            # a euclidean loss can rise only because another objective grew the shared embedding: scaled by c,
+            # a euclidean loss can rise merely because another objective grew the shared embedding: scaled by c,
             # every squared distance is c^2 times larger, and so is the loss's penalty for each positive
             # farther than its nearest negative. The order of the pairs is what the objective asks for.
             served = {name for name in risen if name in ranks_start
