@@ -73,7 +73,7 @@ def test_same_seed_same_weights_other_seed_other_weights(data):
 def _mean_squared_jacobian(model, neural):
     x = torch.from_numpy(neural[:200])
     jac = torch.func.vmap(torch.func.jacrev(lambda row: model.encoder_(row[None, :, None])[0, 0]))(x)
-    return float((jac ** 2).sum(dim=(1, 2)).mean())
+    return float((jac.detach() ** 2).sum(dim=(1, 2)).mean())
 
 
 def test_regularizer_logs_its_penalty_and_shrinks_the_jacobian(data):
