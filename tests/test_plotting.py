@@ -232,6 +232,7 @@ def test_plot_method_comparison_means_and_seed_points():
     points = [c for c in ax.collections if isinstance(c, PathCollection)]
     assert len(points) == 1 and len(points[0].get_offsets()) == 3  # one dot per seed for "ing"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["ing", "jacobian"]
+    assert [t.get_text() for t in ax.texts] == ["0.950", "0.700"]  # the means, to three decimals
     grouped = plotting.plot_method_comparison(
         [{"method": "ing", "auc": 0.9, "level": "entry"}, {"method": "ing", "auc": 0.95, "level": "block"}])
     assert len(grouped.axes[0].patches) == 2

@@ -746,7 +746,9 @@ def plot_method_comparison(table: Sequence[Mapping[str, Any]]) -> Figure:
                 jitter = np.linspace(-width * 0.25, width * 0.25, aucs.size)
                 ax.scatter(x + jitter, aucs, s=12, color="0.1", zorder=3, linewidths=0)
             top = max(aucs.mean() + error, aucs.max())
-            ax.text(x, min(1.0, top) + 0.015, f"{aucs.mean():.2f}", ha="center", va="bottom", fontsize=8)
+            # three decimals: a hypothesis test is read against thresholds such as 0.99, which two would blur
+            ax.text(x, min(1.0, top) + 0.015, f"{aucs.mean():.3f}", ha="center", va="bottom",
+                    fontsize=8 if len(levels) < 3 else 6.5)
     ax.axhline(0.5, color="0.4", linestyle="--", linewidth=1, label="chance")
     long_names = max(len(m) for m in methods) > 10 or len(methods) > 5
     ax.set_xticks(range(len(methods)), methods, rotation=30 if long_names else 0,
