@@ -452,7 +452,7 @@ class XCEBRA(BaseEstimator):
         # the euclidean loss moves with the embedding's scale; its pairs' order, on fixed probe batches before
         # and after training, tells a rise from a grown scale apart from a worse embedding (_warn_on_loss_increase)
         probe = any(h.similarity == "euclidean" for h in heads) and self.max_steps >= _JUDGED_STEPS and is_rank_zero()
-        ranks_start = self._probe_positive_ranks(data, embedder, heads, neural_tensor, seed) if probe else None
+        ranks_start = self._probe_positive_ranks(sampler, embedder, heads, neural_tensor, seed) if probe else None
         try:
             self.log_ = _train(embedder, heads, sampler, neural_tensor, plan, coverage=layout.coverage,
                                generator=generator, verbose=self.verbose, checkpoint_dir=checkpoint_dir,
@@ -468,19 +468,21 @@ class XCEBRA(BaseEstimator):
         self.temperatures_ = {h.name: float(h.temperature().detach()) for h in heads}
         self._heads = heads
         self._warn_on_growth()
-        ranks_end = self._probe_positive_ranks(data, embedder, heads, neural_tensor, seed) if probe else None
+        ranks_end = self._probe_positive_ranks(sampler, embedder, heads, neural_tensor, seed) if probe else None
         self._warn_on_loss_increase(ranks_start, ranks_end)
         return self
 
-    def _probe_positive_ranks(self, data: TimeSeries, embedder: Embedder, heads: Sequence[LossHead],
+    def _probe_positive_ranks(self, training_sampler: BatchSampler, embedder: Embedder, heads: Sequence[LossHead],
                               neural: torch.Tensor, seed: int) -> dict[str, float]:
         """Each objective's positive rank (``xcebra.losses.positive_rank``) on probe batches fixed by ``seed``.
 
-        The probe draws from its own generator, so training's batches, and hence its weights, do not change.
+        The probe shares the training sampler's distributions (set up once; they hold no state) but draws
+        from its own generator, so training's batches, and hence its weights, do not change.
         """
-        sampler = self._make_sampler(data, embedder, torch.Generator().manual_seed(seed + _PROBE_SEED_OFFSET))
-        sampler.batch_size = min(self.batch_size, _PROBE_BATCH_SIZE, sampler.reference_domain.size)
-        ranks = evaluate_positive_ranks(embedder, heads, sampler, neural, _PROBE_BATCHES)
+        probe = BatchSampler(training_sampler.distributions, training_sampler.domain,
+                             min(self.batch_size, _PROBE_BATCH_SIZE, training_sampler.reference_domain.size),
+                             torch.Generator().manual_seed(seed + _PROBE_SEED_OFFSET))
+        ranks = evaluate_positive_ranks(embedder, heads, probe, neural, _PROBE_BATCHES)
         return {head.name: value for head, value in zip(heads, ranks)}
 
     def _warn_on_loss_increase(self, ranks_start: dict[str, float] | None = None,
