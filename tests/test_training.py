@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import xcebra._files
 from xcebra import training
 from xcebra.losses import infonce
 from xcebra.objectives import Objective
-from xcebra.sampling import BatchSampler
+from xcebra.sampling import BatchSampler, Domain
 from xcebra.training import CHECKPOINT_NAME, DivergenceError, embed_indices
 
 
@@ -167,6 +168,58 @@ def test_euclidean_spread(std, n_dims, temperature, expected):
 def test_euclidean_spread_needs_the_log():
     assert training.euclidean_spread({"loss": np.zeros(10)}, 4, 1.0) is None
     assert training.euclidean_spread({"embedding_std": np.zeros(0)}, 4, 1.0) is None
+
+
+# --- outlying embedded points -------------------------------------------------------------------
+
+def test_distance_ratios_match_a_direct_computation():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(101, 3)) * [1.0, 2.0, 0.5] + [5.0, -1.0, 0.0]
+    centre = np.array([np.median(z[:, k]) for k in range(3)])
+    distance = np.sqrt(((z - centre) ** 2).sum(axis=1))
+    expected = distance / sorted(distance)[50]
+    np.testing.assert_allclose(training.distance_ratios(z), expected, rtol=1e-12)
+    np.testing.assert_allclose(training.distance_ratios(torch.as_tensor(z, dtype=torch.float32)), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_dims", [1, 3, 6, 16])
+def test_a_gaussian_cloud_has_no_outliers_and_planted_ones_are_found(n_dims):
+    rng = np.random.default_rng(n_dims)
+    z = rng.normal(size=(8192, n_dims)) * rng.uniform(0.5, 2.0, size=n_dims)
+    assert training.distance_ratios(z).max() < training.OUTLIER_FACTOR / 3
+    planted = [10, 11, 12, 4000, 8191]
+    z[planted] += 10 * np.abs(z).max()  # far beyond the rim, in every dimension
+    outlying = np.flatnonzero(training.distance_ratios(z) > training.OUTLIER_FACTOR)
+    np.testing.assert_array_equal(outlying, planted)
+
+
+def test_distance_ratios_of_a_mostly_collapsed_embedding():
+    z = np.zeros((10, 2))
+    z[7] = [0.0, 1e-3]
+    ratios = training.distance_ratios(z)
+    assert ratios[7] == np.inf and np.all(np.delete(ratios, 7) == 0)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (5,), (2, 3, 4)])
+def test_distance_ratios_need_a_non_empty_matrix(shape):
+    with pytest.raises(ValueError, match=re.escape(f"embedding must be a non-empty (K, D) array; got shape {shape}")):
+        training.distance_ratios(np.zeros(shape))
+
+
+@pytest.mark.parametrize("model, n_points", [("offset1", 50), ("offset5", 1000), ("offset10", 7)])
+def test_embed_evenly_spans_the_domain(model, n_points, embedder_factory, small_recording):
+    neural = torch.from_numpy(small_recording[0])
+    embedder = embedder_factory(model, n_neurons=6)
+    domain = Domain.for_window(len(neural), embedder.left, embedder.window - embedder.left)
+    embedder.train()
+    index, z = training.embed_evenly(embedder, neural, domain, n_points)
+    assert embedder.training  # restored
+    assert len(index) == min(n_points, domain.size) and z.shape == (len(index), 4) and not z.requires_grad
+    assert index[0] == domain.start and index[-1] == domain.stop - 1 and torch.all(index.diff() > 0)
+    if n_points < domain.size:  # evenly spaced: gaps differ by at most one time point
+        assert index.diff().max() - index.diff().min() <= 1
+    embedder.eval()
+    torch.testing.assert_close(z, embed_indices(embedder, neural, index).detach(), rtol=1e-5, atol=1e-6)
 
 
 def _falling(start, end, steps=200):

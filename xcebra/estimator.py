@@ -28,8 +28,9 @@ from .losses import Temperature
 from .models import MODELS, make_encoder
 from .objectives import LOSSES, Embedder, Layout, Objective, block_layout
 from .sampling import BatchSampler, Domain, make_distribution
-from .training import (SPREAD_LIMIT, DivergenceError, EmbeddingGrowthWarning, LossHead, LossIncreaseWarning,
-                       TrainingPlan, _fingerprint_data, euclidean_spread, evaluate_losses, evaluate_positive_ranks,
+from .training import (OUTLIER_FACTOR, OUTLIER_SHARE_LIMIT, SPREAD_LIMIT, DivergenceError, EmbeddingGrowthWarning,
+                       EmbeddingOutlierWarning, LossHead, LossIncreaseWarning, TrainingPlan, _fingerprint_data,
+                       distance_ratios, embed_evenly, euclidean_spread, evaluate_losses, evaluate_positive_ranks,
                        fit as _train, loss_increase)
 
 __all__ = ["XCEBRA"]
@@ -40,6 +41,8 @@ _JUDGED_STEPS = 100
 _PROBE_SEED_OFFSET, _PROBE_BATCH_SIZE, _PROBE_BATCHES = 7919, 1024, 4
 #: a euclidean objective whose loss rose counts as served if its positive rank fell at least this much
 _RANK_IMPROVEMENT = 0.02
+#: time points, evenly spaced over the recording, embedded after fit to look for outlying points
+_OUTLIER_PROBE_POINTS = 8192
 
 logger = logging.getLogger("xcebra")
 MODEL_FORMAT = "xcebra-model"
@@ -470,6 +473,8 @@ class XCEBRA(BaseEstimator):
         self._warn_on_growth()
         ranks_end = self._probe_positive_ranks(sampler, embedder, heads, neural_tensor, seed) if probe else None
         self._warn_on_loss_increase(ranks_start, ranks_end)
+        if probe:
+            self._warn_on_outliers(sampler.domain, embedder, heads, neural_tensor)
         return self
 
     def _probe_positive_ranks(self, training_sampler: BatchSampler, embedder: Embedder, heads: Sequence[LossHead],
@@ -519,6 +524,32 @@ class XCEBRA(BaseEstimator):
             "trusting its attribution maps; a lower learning_rate, a larger regularizer_weight, loss='cosine' or a "
             "larger time_offset usually help",
             LossIncreaseWarning, stacklevel=3)
+
+    def _warn_on_outliers(self, domain: Domain, embedder: Embedder, heads: Sequence[LossHead],
+                          neural: torch.Tensor) -> None:
+        """Warn when more than OUTLIER_SHARE_LIMIT of evenly spaced time points embed far from the rest."""
+        dims = sorted({d for head in heads if head.similarity == "euclidean"
+                       for d in range(*head.dims.indices(self.output_dim))})
+        index, embedding = embed_evenly(embedder, neural, domain, _OUTLIER_PROBE_POINTS)
+        ratios = distance_ratios(embedding[:, dims])
+        outlying = np.flatnonzero(ratios > OUTLIER_FACTOR)
+        share = len(outlying) / len(ratios)
+        if share <= OUTLIER_SHARE_LIMIT:
+            return
+        farthest = outlying[np.argsort(-ratios[outlying])][:5]
+        times = ", ".join(str(int(index[k])) for k in sorted(farthest))
+        warnings.warn(
+            f"{len(outlying)} of {len(ratios)} time points, evenly spaced over the recording ({share:.2%}), embed "
+            f"more than {OUTLIER_FACTOR:g} times farther from the embedding's median than the median point does (up "
+            f"to {float(ratios.max()):.3g} times; euclidean dimensions {dims[0]}-{dims[-1]}; the farthest at time "
+            f"points {times}). The losses do not show it (runs of consecutive time points, each other's time positives, "
+            "can move away together and still lower the loss), but a linear decoder fitted on this embedding is pulled towards them and the attribution map's time average "
+            "is weighted by their large gradients. Find them all with "
+            "xcebra.training.distance_ratios(model.transform(neural)). If the neural data at those rows is an "
+            "artefact, remove it; otherwise the fit let the embedding's scale run free: lipschitz=4.0 (spectrally "
+            "normalised weights) removed such points on the synthetic benchmark, and loss='cosine' puts the "
+            "embedding on the unit sphere, where no point can be far",
+            EmbeddingOutlierWarning, stacklevel=3)
 
     def _warn_on_growth(self) -> None:
         euclidean = [head for head in self._heads if head.similarity == "euclidean"]
