@@ -9,7 +9,7 @@ the largest distance from the embedding's median over the median distance
 consecutive outlying time points, the held-out linear and kNN R2 of the behaviour from the behaviour
 block, the ING block AUC, and which warnings fit raised.
 
-    python benchmarks/outlier_fits.py                       # seeds 1,3 x threads 1,2 x bound/unbound, ~4 min
+    python benchmarks/outlier_fits.py                       # seeds 1,3 x threads 1,2 x bound/unbound, ~6 min
     python benchmarks/outlier_fits.py --seeds 0,1,2,3 --threads 1
 
 Writes benchmarks/results/outlier_fits.{md,json}.
@@ -34,11 +34,9 @@ DEFAULT_OUT = Path(__file__).parent / "results"
 
 def longest_run(flags: np.ndarray) -> int:
     """Length of the longest run of consecutive True values in ``flags`` (T,) bool."""
-    best = current = 0
-    for flag in flags:
-        current = current + 1 if flag else 0
-        best = max(best, current)
-    return best
+    edges = np.diff(np.concatenate([[0], np.asarray(flags, dtype=np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return int((stops - starts).max()) if len(starts) else 0
 
 
 def run_one(seed: int, threads: int, lipschitz: float | None, steps: int) -> dict:

@@ -538,13 +538,16 @@ class XCEBRA(BaseEstimator):
             return
         farthest = outlying[np.argsort(-ratios[outlying])][:5]
         times = ", ".join(str(int(index[k])) for k in sorted(farthest))
+        contiguous = dims == list(range(dims[0], dims[-1] + 1))
+        dims_text = f"{dims[0]}-{dims[-1]}" if contiguous else ", ".join(map(str, dims))
         warnings.warn(
             f"{len(outlying)} of {len(ratios)} time points, evenly spaced over the recording ({share:.2%}), embed "
             f"more than {OUTLIER_FACTOR:g} times farther from the embedding's median than the median point does (up "
-            f"to {float(ratios.max()):.3g} times; euclidean dimensions {dims[0]}-{dims[-1]}; the farthest at time "
-            f"points {times}). The losses do not show it (runs of consecutive time points, each other's time positives, "
-            "can move away together and still lower the loss), but a linear decoder fitted on this embedding is pulled towards them and the attribution map's time average "
-            "is weighted by their large gradients. Find them all with "
+            f"to {float(ratios.max()):.3g} times; euclidean dimensions {dims_text}; the farthest at time points "
+            f"{times}). The losses do not show it (runs of consecutive time points, each other's time positives, "
+            "can move away together and still lower the loss), but a linear decoder fitted on this embedding is "
+            "pulled towards them and the attribution map's time average is weighted by their large gradients. "
+            "Find them all with "
             "xcebra.training.distance_ratios(model.transform(neural)). If the neural data at those rows is an "
             "artefact, remove it; otherwise the fit let the embedding's scale run free: lipschitz=4.0 (spectrally "
             "normalised weights) removed such points on the synthetic benchmark, and loss='cosine' puts the "

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -163,20 +164,21 @@ def loss_increase(log: dict[str, np.ndarray], fraction: float = 0.05, tolerance:
 class EmbeddingOutlierWarning(UserWarning):
     """A few time points embed far away from all the others, although the fit's losses fell.
 
-    Seen on euclidean fits whose scale is not bounded: 0.1-1% of the time points land 100-300 times
-    farther from the embedding's centre than the typical point while both InfoNCE losses still fall.
-    They come in runs of consecutive time points, which are each other's time-contrastive positives: a
-    run that moves away together stays close to its positives and far from every negative, so the loss
-    does not object. Nothing is NaN and the loss curves look healthy, but a linear decoder fitted on such an embedding is pulled by
-    those points (held-out R2 far below 0 on the synthetic benchmark, Poisson noise, seed 1) and the
-    attribution map's time average is weighted towards them (block AUC 0.875 there, against 0.97-0.99 for
-    the healthy seeds). :func:`distance_ratios` finds them; see :class:`xcebra.XCEBRA` for remedies.
+    Seen on euclidean fits whose scale is not bounded: 0.3-0.7% of the time points land hundreds to
+    thousands of times farther from the embedding's centre than the typical point while both InfoNCE
+    losses still fall. They come in runs of consecutive time points, which are each other's
+    time-contrastive positives: a run that moves away together stays close to its positives and far from
+    every negative, so the loss does not object. Nothing is NaN and the loss curves look healthy, but a
+    linear decoder fitted on such an embedding is pulled by those points and the attribution map's time
+    average is weighted towards them (``benchmarks/results/outlier_fits.md``: held-out R2 -20 to -75 and
+    ING block AUC 0.52-0.88, against R2 0.83-0.84 and AUC 0.92-0.98 for the same fits with
+    ``lipschitz=4.0``). :func:`distance_ratios` finds them; the warning's message lists remedies.
     """
 
 
 #: a point is an outlier when its distance from the embedding's median exceeds this multiple of the median
-#: distance: healthy fits of the synthetic benchmark reach at most ~9 (benchmarks/quality_synthetic.py prints
-#: the largest ratio per fit), the failing one above 100
+#: distance: on the synthetic benchmark (benchmarks/quality_synthetic.py prints the largest ratio per fit) fits
+#: that decode reach 1.7-19.1, the failed ones 337-2.7e3 (benchmarks/outlier_fits.py)
 OUTLIER_FACTOR = 20.0
 #: share of outlying points above which a fit warns (about 8 of the 8,192 evenly spaced probe points)
 OUTLIER_SHARE_LIMIT = 1e-3
@@ -206,7 +208,8 @@ def distance_ratios(embedding: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.where(distance > 0, np.inf, 0.0)
 
 
-def embed_evenly(embedder: Embedder, neural: torch.Tensor, domain: Domain, n_points: int) -> tuple[torch.Tensor, torch.Tensor]:
+def embed_evenly(embedder: Embedder, neural: torch.Tensor, domain: Domain,
+                 n_points: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Embed up to ``n_points`` time points spaced evenly over ``domain`` of ``neural`` (T, N), without gradients.
 
     Returns
@@ -215,14 +218,10 @@ def embed_evenly(embedder: Embedder, neural: torch.Tensor, domain: Domain, n_poi
     embedding : (K, D) float32 tensor.
     """
     count = min(int(n_points), domain.size)
-    index = torch.linspace(domain.start, domain.stop - 1, count).round().long().unique()
-    was_training = embedder.training
-    embedder.eval()
-    try:
-        with torch.no_grad():
-            z = embed_indices(embedder, neural, index.to(neural.device))
-    finally:
-        embedder.train(was_training)
+    # count <= domain.size keeps the spacing >= 1, so the rounded points are distinct
+    index = torch.linspace(domain.start, domain.stop - 1, count).round().long()
+    with _inference(embedder):
+        z = embed_indices(embedder, neural, index.to(neural.device))
     return index, z.float().cpu()
 
 
@@ -300,21 +299,28 @@ def evaluate_positive_ranks(embedder: Embedder, heads: Sequence[LossHead], sampl
 def _evaluate(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, neural: torch.Tensor,
               n_batches: int, measure) -> list[float]:
     totals = [0.0] * len(heads)
+    with _inference(embedder):
+        sequence = neural.T.contiguous()[None] if embedder.window > 1 else None
+        for _ in range(n_batches):
+            batch = sampler.sample()
+            index = torch.cat([batch.reference, batch.negative, *batch.positives]).to(neural.device)
+            z = embed_indices(embedder, neural, index, "auto", sequence)
+            z_ref, z_neg, *z_pos = z.split(len(batch.reference))
+            for k, value in enumerate(measure(z_ref, z_neg, z_pos)):
+                totals[k] += float(value) / n_batches
+    return totals
+
+
+@contextmanager
+def _inference(embedder: Embedder):
+    """Evaluation mode without gradients for the block; the embedder's previous mode is restored after it."""
     was_training = embedder.training
     embedder.eval()
     try:
         with torch.no_grad():
-            sequence = neural.T.contiguous()[None] if embedder.window > 1 else None
-            for _ in range(n_batches):
-                batch = sampler.sample()
-                index = torch.cat([batch.reference, batch.negative, *batch.positives]).to(neural.device)
-                z = embed_indices(embedder, neural, index, "auto", sequence)
-                z_ref, z_neg, *z_pos = z.split(len(batch.reference))
-                for k, value in enumerate(measure(z_ref, z_neg, z_pos)):
-                    totals[k] += float(value) / n_batches
+            yield
     finally:
         embedder.train(was_training)
-    return totals
 
 
 def make_adam(parameters: Sequence[torch.Tensor], learning_rate: float) -> torch.optim.Adam:
