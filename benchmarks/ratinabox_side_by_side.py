@@ -144,6 +144,8 @@ def main(argv=None) -> None:
         ref = np.load(args.reference)
         info = json.loads(str(ref["info"]))
         ref_maps = {"ing": ref["jf_inv_svd"], "jacobian": ref["jf"], "ing-convabs": ref["jf_convabs_inv_svd"]}
+        if "jf_inv_block" in ref.files:  # runs of reference_ratinabox.py before the per-block inverse lack it
+            ref_maps["ing-block"] = ref["jf_inv_block"]
         results["cebra"] = {**score(ref["embedding"], ref_maps, position, cell_types),
                             "fit_seconds": info["fit_seconds"], "attribution_seconds": info["attribution_seconds"]}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,9 @@ DATA.npz holds `spikes` (T, N) and `position` (T, 2). The script reproduces the 
 cell (configuration built by `reference_cebra.build_solver`, the seed's `LinearRampUp` schedule for the
 regularizer, `solver.fit`), then embeds every time point as the notebook does and computes its
 "jacobian-based" attribution. REF.npz receives `embedding` (T, 14), `jf`, `jf_inv_svd`,
-`jf_convabs_inv_svd` (each (14, N): mean absolute value over time, the notebook's reduction) and a
+`jf_convabs_inv_svd` (each (14, N): mean absolute value over time, the notebook's reduction),
+`jf_inv_block` (the same reduction of the per-block inverse of the reference's own per-time Jacobians,
+behaviour rows at rank 2: what xcebra's "ing-block" computes, here from the reference's fit) and a
 JSON string `info` with timings. `benchmarks/ratinabox_side_by_side.py` scores it next to xcebra.
 """
 
@@ -24,6 +26,27 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_cebra as ref  # noqa: E402
+
+
+#: (start, stop, rank) of each embedding block for the per-block inverse; rank None keeps every singular
+#: value above the cutoff (the behaviour block is trained on the 2-d position)
+BLOCK_RANKS = ((0, 4, 2), (4, 14, None))
+
+
+def per_block_inverse(jacobians: np.ndarray, blocks=BLOCK_RANKS) -> np.ndarray:
+    """(T, D, N) Jacobians -> (T, D, N): each block's rows are pinv(J_t[block]).T, keeping at most its rank of
+    singular values and none below max(D_b, N) * eps(float32) * s_max (scipy's default cutoff for float32)."""
+    out = np.empty(jacobians.shape, dtype=np.float64)
+    for start, stop, rank in blocks:
+        part = jacobians[:, start:stop].astype(np.float64)
+        u, s, vh = np.linalg.svd(part, full_matrices=False)
+        kept = s > max(part.shape[1:]) * np.finfo(np.float32).eps * s[:, :1]
+        if rank is not None:
+            kept &= np.arange(s.shape[1]) < rank
+        inverse_s = np.where(kept, 1.0 / np.where(kept, s, 1.0), 0.0)
+        # pinv(J) = V diag(1/s) U^T; its transpose is U diag(1/s) V^T
+        out[:, start:stop] = (u * inverse_s[:, None, :]) @ vh
+    return out
 
 
 def main(argv=None) -> None:
@@ -85,6 +108,7 @@ def main(argv=None) -> None:
     np.savez(args.out, embedding=embedding,
              jf=np.abs(result["jf"]).mean(0), jf_inv_svd=np.abs(result["jf-inv-svd"]).mean(0),
              jf_convabs_inv_svd=np.abs(result["jf-convabs-inv-svd"]).mean(0),
+             jf_inv_block=np.abs(per_block_inverse(np.asarray(result["jf"]))).mean(0),
              info=json.dumps(info, default=str))
     print(json.dumps(info, default=str, indent=1))
 
