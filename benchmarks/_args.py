@@ -18,3 +18,14 @@ def parse_params(items: list[str], parser: argparse.ArgumentParser) -> dict:
         except json.JSONDecodeError:
             parser.error(f"--param {name}: {value!r} is not JSON (strings need quotes: '\"...\"')")
     return overrides
+
+
+def parse_seeds(text: str, parser: argparse.ArgumentParser) -> list[int]:
+    """``--seeds 0,1,2`` -> [0, 1, 2]; a parser error for anything else or an empty list."""
+    try:
+        seeds = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        parser.error(f"--seeds must be comma-separated integers; got {text!r}")
+    if not seeds:
+        parser.error("--seeds is empty")
+    return seeds

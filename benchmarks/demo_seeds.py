@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _args import parse_seeds
+
 HERE = Path(__file__).resolve().parent
 METHODS = ("ing", "ing-block", "jacobian")
 DEFAULT_OUT = HERE / "results" / "demo_seeds"
@@ -108,12 +110,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, help="the data file the reference runs were fitted on (.npz)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    try:
-        seeds = [int(item) for item in args.seeds.split(",") if item.strip()]
-    except ValueError:
-        parser.error(f"--seeds must be comma-separated integers; got {args.seeds!r}")
-    if not seeds:
-        parser.error("--seeds is empty")
+    seeds = parse_seeds(args.seeds, parser)
     args.out.mkdir(parents=True, exist_ok=True)
     summaries = {}
     for seed in seeds:

@@ -6,7 +6,8 @@ other time point the positive pair is the reference with itself (13% of the demo
 the rest of the positives are the same in both). xcebra returns the nearest time point other than
 ``t`` (``xcebra.sampling``). This script reruns ``xcebra demo --seed S`` with the reference's rule
 patched into the sampler (nothing else changes: same data, configuration, precision and seeds) and
-sets the scores against the unpatched runs in ``benchmarks/results/demo_seeds/``.
+sets the scores against the unpatched runs with ``min_separation=1`` (xcebra's rule when this ablation was
+made, before positives were kept one encoder window away) in ``benchmarks/results/min_separation/``.
 
     python benchmarks/self_positive.py --seeds 0,1,2,3,4,5,6,7      # about 5 minutes per seed (bf16)
     python benchmarks/self_positive.py --seeds 0,1,2,3,4,5,6,7 --reuse   # tabulate finished runs
@@ -24,8 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _ablation import COLUMNS, behaviour_row, paired_table
+from _args import parse_seeds
+
 HERE = Path(__file__).resolve().parent
-COLUMNS = ("linear R2", "kNN R2", "ing AUC", "ing-block AUC", "jacobian AUC")
 
 
 def reference_rule_positive(self, reference: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -51,30 +54,20 @@ def self_pair_share(n: int = 200_000) -> float:
     return float((positive == reference).double().mean())
 
 
-def row(summary: dict) -> list[float]:
-    def auc(method):
-        return next(r["block_auc"] for r in summary["auc"] if r["method"] == method)
-
-    return [summary["decoding"]["behavior"]["linear_r2"], summary["decoding"]["behavior"]["knn_r2"],
-            auc("ing"), auc("ing-block"), auc("jacobian")]
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2,3,4,5,6,7", help="comma-separated model seeds")
     parser.add_argument("--scratch", type=Path, default=HERE / "scratch", help="where the demo runs are written")
     parser.add_argument("--reuse", action="store_true", help="reuse SCRATCH/self_positive_seedS/summary.json if present")
-    parser.add_argument("--baseline", type=Path, default=HERE / "results" / "demo_seeds",
-                        help="the unpatched runs' summaries (benchmarks/demo_seeds.py)")
+    parser.add_argument("--baseline", type=Path, default=HERE / "results" / "min_separation",
+                        help="the unpatched runs' summaries at min_separation=1, the rule this ablation was "
+                             "measured against (benchmarks/min_separation.py)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "self_positive")
     args = parser.parse_args(argv)
-    try:
-        seeds = [int(item) for item in args.seeds.split(",") if item.strip()]
-    except ValueError:
-        parser.error(f"--seeds must be comma-separated integers; got {args.seeds!r}")
+    seeds = parse_seeds(args.seeds, parser)
     missing = [s for s in seeds if not (args.baseline / f"summary_seed{s}.json").exists()]
     if missing:
-        parser.error(f"no unpatched run for seed(s) {missing} in {args.baseline}; run benchmarks/demo_seeds.py first")
+        parser.error(f"no unpatched run for seed(s) {missing} in {args.baseline}; run benchmarks/min_separation.py first")
     from xcebra import sampling
     from xcebra.demo import run_demo
 
@@ -87,32 +80,16 @@ def main(argv=None) -> None:
             print(f"running the demo, seed {seed}, with the reference's time_delta rule -> {run}")
             run_demo(run, seed=seed, verbose=False)
         shutil.copyfile(run / "summary.json", args.out / f"summary_seed{seed}.json")
-        patched[seed] = row(json.loads((run / "summary.json").read_text()))
-        baseline[seed] = row(json.loads((args.baseline / f"summary_seed{seed}.json").read_text()))
+        patched[seed] = behaviour_row(json.loads((run / "summary.json").read_text()))
+        baseline[seed] = behaviour_row(json.loads((args.baseline / f"summary_seed{seed}.json").read_text()))
     share = self_pair_share()
     lines = ["# The reference's time_delta rule (a reference may be its own positive) against xcebra's", "",
              f"`python benchmarks/self_positive.py --seeds {args.seeds}`: `xcebra demo --seed S` with the reference "
              f"package's nearest-neighbour rule patched into the sampler, against the same seeds unpatched "
              f"({args.baseline.relative_to(HERE.parent) if args.baseline.is_relative_to(HERE.parent) else args.baseline}). "
              f"Under the reference's rule {share:.1%} of the demo's behaviour pairs are a reference with itself. "
-             "Behaviour block: held-out decoding of position, and the hypothesis AUC within the block.", "",
-             "| seed | rule | " + " | ".join(COLUMNS) + " |", "|---|---" + "|---" * len(COLUMNS) + "|"]
-    for seed in seeds:
-        lines.append(f"| {seed} | reference's | " + " | ".join(f"{v:.3f}" for v in patched[seed]) + " |")
-        lines.append(f"| {seed} | xcebra's | " + " | ".join(f"{v:.3f}" for v in baseline[seed]) + " |")
-    a, b = np.array([patched[s] for s in seeds]), np.array([baseline[s] for s in seeds])
-    lines.append("| median | reference's | " + " | ".join(f"{v:.3f}" for v in np.median(a, 0)) + " |")
-    lines.append("| median | xcebra's | " + " | ".join(f"{v:.3f}" for v in np.median(b, 0)) + " |")
-    lines.append("| mean paired difference (xcebra's - reference's) | | "
-                 + " | ".join(f"{v:+.4f}" for v in (b - a).mean(0)) + " |")
-    lines.append("| seeds where xcebra's rule scores higher / equal / lower | | "
-                 + " | ".join(f"{int((d > 5e-4).sum())} / {int((abs(d) <= 5e-4).sum())} / {int((d < -5e-4).sum())}"
-                              for d in (b - a).T) + " |")
-    if len(seeds) >= 2:
-        from scipy.stats import wilcoxon
-
-        p = [wilcoxon(b[:, j], a[:, j]).pvalue if np.any(b[:, j] != a[:, j]) else 1.0 for j in range(len(COLUMNS))]
-        lines.append("| Wilcoxon signed-rank, two-sided p | | " + " | ".join(f"{v:.3f}" for v in p) + " |")
+             "Behaviour block: held-out decoding of position, and the hypothesis AUC within the block.", ""]
+    lines += paired_table(COLUMNS, seeds, patched, baseline, "rule", "reference's", "xcebra's")
     (args.out / "self_positive.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

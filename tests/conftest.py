@@ -70,7 +70,7 @@ def build_training_setup(neural: np.ndarray, position: np.ndarray, *, model: str
     domain = Domain.for_window(neural.shape[0], embedder.left, embedder.window - embedder.left)
     distributions = []
     for objective in objectives:
-        distribution = make_distribution(objective.distribution, **objective.distribution_options())
+        distribution = make_distribution(objective.distribution, **objective.distribution_options(embedder.window))
         distribution.setup(domain, position if objective.label else None)
         distributions.append(distribution)
     generator = torch.Generator().manual_seed(seed)

@@ -14,6 +14,7 @@ import pytest
 
 pytest.importorskip("ratinabox")
 
+import xcebra  # noqa: E402
 from xcebra import demo  # noqa: E402
 from xcebra.cli import main  # noqa: E402
 
@@ -224,6 +225,19 @@ def test_steps_reach_the_fit_and_the_summary(tmp_path):
     summary = demo.run_demo(tmp_path, verbose=False, steps=12, _config=tiny_config(tmp_path / "cache"))
     assert summary["config"]["max_steps"] == 12 and summary["mode"] == "custom, 12 steps"
     assert summary["training"]["steps"] == 12
+
+
+@pytest.mark.parametrize("separation, expected, described", [
+    (None, 10, "each at least one encoder window from its reference"),
+    (3, 3, "each at least 3 time points from its reference"),
+])
+def test_behaviour_min_separation_reaches_the_model_and_the_report(tmp_path, separation, expected, described):
+    config = dataclasses.replace(tiny_config(tmp_path / "cache"), behavior_min_separation=separation)
+    summary = demo.run_demo(tmp_path, verbose=False, steps=2, _config=config)
+    model = xcebra.XCEBRA.load(tmp_path / "model.xcebra")
+    assert model.objectives[0].distribution_options(model.encoder_.window)["min_separation"] == expected
+    assert summary["config"]["behavior_min_separation"] == separation
+    assert described in (tmp_path / "report.html").read_text()
 
 
 def test_config_overrides_apply_on_top_of_the_chosen_preset():

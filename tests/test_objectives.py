@@ -27,7 +27,11 @@ def _behavior(name="behavior", dims=(0, 4), **kw):
     (dict(name="t", dims=(0, 4), distribution="time", label="position"), ValueError,
      "Objective 't': distribution 'time' uses no label; got label='position'"),
     (dict(name="b", dims=(0, 4), distribution="time_delta", label="p", time_offset=3), ValueError,
-     r"Objective 'b': time_offset does not apply to distribution 'time_delta' \(it takes time_delta\)"),
+     r"Objective 'b': time_offset does not apply to distribution 'time_delta' \(it takes time_delta, min_separation\)"),
+    (dict(name="t", dims=(0, 4), distribution="time", min_separation=10), ValueError,
+     r"min_separation does not apply to distribution 'time' \(it takes time_offset\)"),
+    (dict(name="b", dims=(0, 4), distribution="time_delta", label="p", min_separation=0), ValueError,
+     "Objective 'b' min_separation must be >= 1; got 0"),
     (dict(name="t", dims=(0, 4), distribution="time", delta=0.1), ValueError,
      r"delta does not apply to distribution 'time' \(it takes time_offset\)"),
     (dict(name="d", dims=(0, 4), distribution="discrete", label="trial", time_delta=2), ValueError,
@@ -55,13 +59,24 @@ def test_objective_validation(kwargs, error, match):
 @pytest.mark.parametrize("objective, expected", [
     (_time(), {"time_offset": 10}),
     (_time(time_offset=3), {"time_offset": 3}),
-    (_behavior(), {"time_delta": 1}),
-    (_behavior(time_delta=4), {"time_delta": 4}),
-    (Objective("n", dims=(0, 2), distribution="delta_normal", label="p", delta=0.5), {"delta": 0.5}),
+    (_behavior(), {"time_delta": 1, "min_separation": None}),
+    (_behavior(time_delta=4, min_separation=3), {"time_delta": 4, "min_separation": 3}),
+    (Objective("n", dims=(0, 2), distribution="delta_normal", label="p", delta=0.5),
+     {"delta": 0.5, "min_separation": None}),
     (Objective("c", dims=(0, 2), distribution="discrete", label="trial"), {}),
 ])
 def test_distribution_options_fill_defaults(objective, expected):
     assert objective.distribution_options() == expected
+
+
+@pytest.mark.parametrize("objective, window, expected", [
+    (_behavior(), 10, {"time_delta": 1, "min_separation": 10}),
+    (_behavior(min_separation=3), 10, {"time_delta": 1, "min_separation": 3}),
+    (Objective("n", dims=(0, 2), distribution="delta_normal", label="p"), 1, {"delta": 0.1, "min_separation": 1}),
+    (_time(), 10, {"time_offset": 10}),
+])
+def test_min_separation_defaults_to_the_encoder_window(objective, window, expected):
+    assert objective.distribution_options(window) == expected
 
 
 def test_objective_normalises_dims_and_slice():

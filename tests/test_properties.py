@@ -156,6 +156,8 @@ def _expected_fit_error(model, T, offset, batch, kind, option, label):
         return "and at least one more time point"
     if T < window + offset:
         return f"pairs time point t with t \\+ {offset}"
+    if kind in ("time_delta", "delta_normal") and T - window + 1 < 2 * window:
+        return f"with min_separation={window} needs at least {2 * window} valid time points"
     if kind == "time_delta" and T <= option:
         return f"time_delta={option} needs more than"
     if kind == "discrete":
@@ -209,6 +211,8 @@ def test_fit_samples_only_valid_indices_or_refuses_with_value_error(case):
         np.testing.assert_array_equal(index.positives[-1].numpy(), reference + offset)
         if kind == "discrete":
             np.testing.assert_array_equal(label[index.positives[0].numpy()], label[reference])
+        if kind in ("time_delta", "delta_normal"):  # no input frame shared with the reference
+            assert (np.abs(index.positives[0].numpy() - reference) >= window).all()
 
 
 # --- input validation -----------------------------------------------------------------------------

@@ -219,6 +219,58 @@ def test_nearest_neighbour_never_returns_the_reference_with_duplicate_labels():
         assert (pos != ref).all()
 
 
+@pytest.mark.parametrize("min_separation", [1, 3, 10])
+@pytest.mark.parametrize("kind", ["time_delta", "delta_normal"])
+def test_min_separation_gives_the_nearest_label_among_far_enough_time_points(kind, min_separation):
+    # a slow 2-d random walk: the nearest labels of a target are mostly its temporal neighbours
+    rng = np.random.default_rng(3)
+    y = np.cumsum(rng.normal(size=(600, 2)), axis=0)
+    domain = Domain.for_window(len(y), 4, 5)
+    options = {"time_delta": 1} if kind == "time_delta" else {"delta": 0.5}
+    distribution = make_distribution(kind, min_separation=min_separation, **options)
+    distribution.setup(domain, y)
+    reference = torch.arange(domain.start, domain.stop)
+    generator = torch.Generator().manual_seed(5)
+    targets = distribution._targets(reference.numpy(), generator.clone_state())
+    positive = distribution.positive(reference, generator).numpy()
+    valid = np.arange(domain.start, domain.stop)
+    for t, target, chosen in zip(reference.numpy(), targets, positive):
+        allowed = valid[np.abs(valid - t) >= min_separation]
+        distances = np.linalg.norm(y[allowed] - target, axis=1)
+        assert abs(chosen - t) >= min_separation
+        assert domain.start <= chosen < domain.stop
+        # the nearest allowed label (ties: any of the nearest)
+        assert np.linalg.norm(y[chosen] - target) == pytest.approx(distances.min(), abs=1e-12)
+
+
+def test_min_separation_changes_pairs_that_share_frames_only():
+    rng = np.random.default_rng(0)
+    y = np.cumsum(rng.normal(size=(2000, 2)), axis=0)
+    domain = Domain.for_window(len(y), 0, 1)
+    near, far = TimeDelta(1, min_separation=1), TimeDelta(1, min_separation=10)
+    near.setup(domain, y), far.setup(domain, y)
+    ref, pos_near = _draw(near, domain, 4000, seed=2)
+    _, pos_far = _draw(far, domain, 4000, seed=2)  # same generator stream: same references and targets
+    gap_near, gap_far = np.abs(pos_near - ref), np.abs(pos_far - ref)
+    assert (gap_far >= 10).all()
+    assert (gap_near < 10).mean() > 0.2  # a random walk's nearest label is often a few steps away
+    np.testing.assert_array_equal(pos_far[gap_near >= 10], pos_near[gap_near >= 10])
+
+
+@pytest.mark.parametrize("size, ok", [(19, False), (20, True)])
+def test_min_separation_needs_twice_as_many_valid_time_points(size, ok):
+    distribution = TimeDelta(1, min_separation=10)
+    domain = Domain(0, size)
+    y = np.linspace(0.0, 1.0, size)
+    if ok:
+        distribution.setup(domain, y)
+        ref, pos = _draw(distribution, domain, 1000, batch_size=100)
+        assert (np.abs(pos - ref) >= 10).all()
+    else:
+        with pytest.raises(ValueError, match="TimeDelta with min_separation=10 needs at least 20 valid time points; got 19"):
+            distribution.setup(domain, y)
+
+
 # --- delta_normal -------------------------------------------------------------------------------
 
 def test_delta_normal_distances_scale_with_delta():
@@ -362,6 +414,8 @@ def test_batch_sampler_error_when_window_is_longer_than_recording():
     ("gaussian", {}, ValueError, "distribution must be one of 'time', 'time_delta', 'delta_normal', 'discrete'; got 'gaussian'"),
     ("time", {"time_offset": 0}, ValueError, "time_offset must be >= 1; got 0"),
     ("time_delta", {"time_delta": 1.5}, TypeError, "time_delta must be an integer"),
+    ("time_delta", {"min_separation": 0}, ValueError, "min_separation must be >= 1; got 0"),
+    ("delta_normal", {"min_separation": 2.0}, TypeError, "min_separation must be an integer"),
 ])
 def test_make_distribution_errors(name, options, error, match):
     with pytest.raises(error, match=match):

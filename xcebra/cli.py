@@ -33,8 +33,8 @@ _CONFIG_PARAMETERS = (
     "batch_size", "max_steps", "learning_rate", "regularizer_weight", "regularizer_ramp", "regularizer_batch_size",
     "regularizer_projections", "regularizer_exact", "random_state", "device", "num_threads",
 )
-_OBJECTIVE_FIELDS = ("name", "dims", "distribution", "label", "time_offset", "time_delta", "delta", "loss",
-                     "temperature", "weight")
+_OBJECTIVE_FIELDS = ("name", "dims", "distribution", "label", "time_offset", "time_delta", "delta", "min_separation",
+                     "loss", "temperature", "weight")
 
 _EXAMPLE_CONFIG = """\
 # model.toml: XCEBRA parameters, then one [[objectives]] table per objective

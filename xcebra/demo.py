@@ -71,8 +71,8 @@ class DemoConfig:
     """Everything :func:`run_demo` needs besides the output directory and the model seed.
 
     The defaults are the seed notebook's: RatInABox defaults (90 neurons, 2000 s at 0.1 s, noise 0.25,
-    Poisson spikes), two objectives (behaviour on dims 0-3 with ``time_delta`` positives on position,
-    time on dims 0-13 with offset 10), ``offset10`` encoder with 256 hidden units, 14 output dims,
+    Poisson spikes), two objectives (behaviour on dims 0-3 with ``time_delta`` positives on position, each
+    at least the encoder's window from its reference; time on dims 0-13 with offset 10), ``offset10`` encoder with 256 hidden units, 14 output dims,
     cosine InfoNCE at temperature 1, batch 2500, 1000 steps, learning rate 3e-4 and a Jacobian
     regularizer of weight 0.1 ramped in over steps 250-500.
 
@@ -100,6 +100,7 @@ class DemoConfig:
     hidden_units: int = 256
     output_dim: int = 14
     behavior_dims: tuple[int, int] = (0, 4)
+    behavior_min_separation: int | None = None  # None: the encoder's window, no input frame shared with the reference
     time_offset: int = 10
     loss: str = "cosine"
     temperature: float = 1.0
@@ -558,7 +559,7 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
 
     model = XCEBRA(
         objectives=[Objective("behavior", dims=tuple(config.behavior_dims), distribution="time_delta",
-                              label="position"),
+                              label="position", min_separation=config.behavior_min_separation),
                     Objective("time", dims=(0, config.output_dim), distribution="time",
                               time_offset=config.time_offset)],
         model=config.model, hidden_units=config.hidden_units, output_dim=config.output_dim, loss=config.loss,
@@ -646,11 +647,13 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
                    for r in auc_rows]))
 
     n_attr = next(iter(results["attribution"].values())).n_timepoints
+    separation = ("each at least one encoder window from its reference" if config.behavior_min_separation is None
+                  else f"each at least {config.behavior_min_separation} time points from its reference")
     overview = (
         f"Simulated RatInABox recording: {data.n_timepoints} time points ({config.duration:g} s at {config.dt:g} s) "
         f"x {data.n_neurons} neurons ({', '.join(f'{n} {t}' for t, n in counts.items())}), noise {config.noise:g}, "
         f"Poisson spikes. xCEBRA: behaviour objective on dims {config.behavior_dims[0]}-{config.behavior_dims[1] - 1} "
-        f"(time_delta positives on position), time objective on dims 0-{config.output_dim - 1} (offset "
+        f"(time_delta positives on position, {separation}), time objective on dims 0-{config.output_dim - 1} (offset "
         f"{config.time_offset}), encoder {config.model} with {config.hidden_units} hidden units, {config.loss} loss, "
         f"batch {config.batch_size}, {config.max_steps} steps, learning rate {config.learning_rate:g}, Jacobian "
         f"regularizer {config.regularizer_weight:g} (ramp {config.regularizer_ramp}), training precision "

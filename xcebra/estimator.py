@@ -358,7 +358,8 @@ class XCEBRA(BaseEstimator):
         domain = Domain.for_window(data.n_timepoints, left, window - left)
         distributions = []
         for objective in self.objectives:
-            distribution = make_distribution(objective.distribution, **objective.distribution_options())
+            # label positives at least a window away: they share no input frame with their reference
+            distribution = make_distribution(objective.distribution, **objective.distribution_options(window))
             try:
                 distribution.setup(domain, data.label(objective.label) if objective.label else None)
             except ValueError as error:

@@ -26,8 +26,8 @@ LOSSES = ("cosine", "euclidean")
 #: options each distribution accepts, with defaults
 _DISTRIBUTION_OPTIONS = {
     "time": {"time_offset": 10},
-    "time_delta": {"time_delta": 1},
-    "delta_normal": {"delta": 0.1},
+    "time_delta": {"time_delta": 1, "min_separation": None},
+    "delta_normal": {"delta": 0.1, "min_separation": None},
     "discrete": {},
 }
 
@@ -52,6 +52,13 @@ class Objective:
         ``time_delta``: lag of the empirical label changes.
     delta : float, default 0.1
         ``delta_normal``: standard deviation of the label perturbation (label units).
+    min_separation : int, optional
+        ``time_delta`` and ``delta_normal``: a positive lies at least this many time points from its
+        reference. Default: the encoder's window (``model="offset10"``: 10), so that a positive shares
+        no input frame with its reference; 1 only excludes the reference itself. Pairs that share
+        frames can be matched on those frames, whatever the label says: on the demo's data they let
+        slow signals other than position (head direction, speed) into the behaviour block
+        (``docs/design-notes.md``, Training).
     loss : {"cosine", "euclidean"}, optional
         Overrides the estimator's ``loss`` for this objective.
     temperature : float, optional
@@ -67,6 +74,7 @@ class Objective:
     time_offset: int | None = None
     time_delta: int | None = None
     delta: float | None = None
+    min_separation: int | None = None
     loss: str | None = None
     temperature: float | None = None
     weight: float = 1.0
@@ -83,11 +91,14 @@ class Objective:
         object.__setattr__(self, "dims", (start, stop))
         check_option(f"Objective '{self.name}' distribution", self.distribution, DISTRIBUTIONS)
         allowed = _DISTRIBUTION_OPTIONS[self.distribution]
-        for option in ("time_offset", "time_delta", "delta"):
+        for option in ("time_offset", "time_delta", "delta", "min_separation"):
             if getattr(self, option) is not None and option not in allowed:
                 raise ValueError(
                     f"Objective '{self.name}': {option} does not apply to distribution '{self.distribution}'"
                     + (f" (it takes {', '.join(allowed)})" if allowed else " (it takes no options)"))
+        if self.min_separation is not None:
+            object.__setattr__(self, "min_separation",
+                               check_int(f"Objective '{self.name}' min_separation", self.min_separation, minimum=1))
         if self.distribution == "time":
             if self.label is not None:
                 raise ValueError(f"Objective '{self.name}': distribution 'time' uses no label; got label={self.label!r}")
@@ -104,12 +115,18 @@ class Objective:
     def slice(self) -> slice:
         return slice(*self.dims)
 
-    def distribution_options(self) -> dict:
-        """Options passed to the distribution, defaults filled in."""
+    def distribution_options(self, window: int | None = None) -> dict:
+        """Options passed to the distribution, defaults filled in.
+
+        ``window``: the encoder's receptive field in time points; the default ``min_separation`` of
+        label-driven distributions. Without it that default stays None (unresolved).
+        """
         options = dict(_DISTRIBUTION_OPTIONS[self.distribution])
         for key in options:
             if getattr(self, key) is not None:
                 options[key] = getattr(self, key)
+        if "min_separation" in options and options["min_separation"] is None and window is not None:
+            options["min_separation"] = check_int("window", window, minimum=1)
         return options
 
 

@@ -90,10 +90,16 @@ class _NearestNeighbourDistribution(_Distribution):
     """Positives are the nearest neighbours, in label space, of a target derived from the reference's label.
 
     The k-d tree over the labels of all valid time points is built once in :meth:`setup`; each step
-    costs O(batch log T). The reference itself is never returned as its own positive.
+    costs O(batch log T). A positive ``t'`` of reference ``t`` is at least ``min_separation`` time
+    points away, ``|t' - t| >= min_separation``: with the default 1 only the reference itself is
+    excluded; with the encoder's window a positive shares no input frame with its reference (see
+    :class:`xcebra.Objective`, whose default this is).
     """
 
     needs_label = True
+
+    def __init__(self, min_separation: int = 1):
+        self.min_separation = check_int("min_separation", min_separation, minimum=1)
 
     def setup(self, domain: Domain, label: np.ndarray | None) -> None:
         super().setup(domain, label)
@@ -103,8 +109,13 @@ class _NearestNeighbourDistribution(_Distribution):
         if label.ndim == 1:
             label = label[:, None]
         self.label = label
-        if domain.size < 2:
-            raise ValueError(f"{type(self).__name__} needs at least 2 valid time points; got {domain.size}")
+        # at most 2 * min_separation - 1 time points lie within the exclusion zone of a reference, so
+        # one more guarantees every reference a positive, and that many neighbours always contain one
+        self._k = 2 * self.min_separation
+        if domain.size < self._k:
+            raise ValueError(
+                f"{type(self).__name__} with min_separation={self.min_separation} needs at least {self._k} valid "
+                f"time points; got {domain.size}")
         self.tree = cKDTree(label[domain.start:domain.stop])
 
     def _targets(self, reference: np.ndarray, generator: torch.Generator) -> np.ndarray:
@@ -113,10 +124,11 @@ class _NearestNeighbourDistribution(_Distribution):
     def positive(self, reference: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         ref = reference.cpu().numpy()
         targets = self._targets(ref, generator)
-        _, neighbours = self.tree.query(targets, k=2)
-        neighbours = neighbours + self.domain.start
-        first_is_self = neighbours[:, 0] == ref
-        chosen = np.where(first_is_self, neighbours[:, 1], neighbours[:, 0])
+        _, neighbours = self.tree.query(targets, k=self._k)
+        neighbours = neighbours.reshape(len(ref), self._k) + self.domain.start
+        allowed = np.abs(neighbours - ref[:, None]) >= self.min_separation
+        # neighbours come sorted by distance: the first allowed one is the nearest allowed time point
+        chosen = neighbours[np.arange(len(ref)), np.argmax(allowed, axis=1)]
         return torch.from_numpy(chosen.astype(np.int64)).to(reference.device)
 
 
@@ -124,11 +136,12 @@ class TimeDelta(_NearestNeighbourDistribution):
     """Behaviour-contrastive positives that follow the empirical change of the label.
 
     For reference ``t``: draw ``s`` uniformly among rows where ``y[s + time_delta]`` exists, set the
-    target ``y[t] + (y[s + time_delta] - y[s])``, and return the valid time point (other than ``t``)
-    whose label is nearest to the target.
+    target ``y[t] + (y[s + time_delta] - y[s])``, and return the valid time point at least
+    ``min_separation`` steps from ``t`` whose label is nearest to the target.
     """
 
-    def __init__(self, time_delta: int = 1):
+    def __init__(self, time_delta: int = 1, min_separation: int = 1):
+        super().__init__(min_separation)
         self.time_delta = check_int("time_delta", time_delta, minimum=1)
 
     def setup(self, domain: Domain, label: np.ndarray | None) -> None:
@@ -148,7 +161,8 @@ class TimeDelta(_NearestNeighbourDistribution):
 class DeltaNormal(_NearestNeighbourDistribution):
     """Positives near the reference's label: target ``y[t] + N(0, delta^2 I)``, then the nearest neighbour."""
 
-    def __init__(self, delta: float = 0.1):
+    def __init__(self, delta: float = 0.1, min_separation: int = 1):
+        super().__init__(min_separation)
         self.delta = check_float("delta", delta, minimum=0.0, strict=True)
 
     def _targets(self, reference: np.ndarray, generator: torch.Generator) -> np.ndarray:
