@@ -72,9 +72,9 @@ class DemoConfig:
 
     The defaults are the seed notebook's: RatInABox defaults (90 neurons, 2000 s at 0.1 s, noise 0.25,
     Poisson spikes), two objectives (behaviour on dims 0-3 with ``time_delta`` positives on position, each
-    at least the encoder's window from its reference; time on dims 0-13 with offset 10), ``offset10`` encoder with 256 hidden units, 14 output dims,
-    cosine InfoNCE at temperature 1, batch 2500, 1000 steps, learning rate 3e-4 and a Jacobian
-    regularizer of weight 0.1 ramped in over steps 250-500.
+    at least the encoder's window from its reference; time on dims 0-13 with offset 10), ``offset10``
+    encoder with 256 hidden units, 14 output dims, cosine InfoNCE at temperature 1, batch 2500, 1000 steps,
+    learning rate 3e-4 and a Jacobian regularizer of weight 0.1 ramped in over steps 250-500.
 
     ``methods[0]`` is the headline map of the hypothesis test (``summary["headline_method"]``):
     ``"ing-block"``, the Inverted Neuron Gradient per block. A cell-type hypothesis splits the neurons into
