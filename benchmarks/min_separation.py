@@ -9,7 +9,7 @@ reruns ``xcebra demo --seed S`` with ``behavior_min_separation=1`` (nothing else
 configuration, precision and seeds) and sets the scores against the default runs in
 ``benchmarks/results/demo_seeds/``.
 
-    python benchmarks/min_separation.py --seeds 0,1,2,3,4,5,6,7        # about 10 minutes per seed (bf16, 2 cores)
+    python benchmarks/min_separation.py --seeds 0,1,2,3,4,5,6,7        # 7-9 minutes per seed here (bf16, 2 cores)
     python benchmarks/min_separation.py --seeds 0,1,2,3,4,5,6,7 --reuse   # tabulate finished runs
 
 Writes benchmarks/results/min_separation/{min_separation.md, summary_seedS.json} (the ``min_separation=1`` runs).
@@ -38,7 +38,7 @@ def row(summary: dict) -> list[float]:
     return [*behaviour_row(summary), summary["decoding"]["time"]["linear_r2"]]
 
 
-def shared_frame_share(n: int = 200_000) -> tuple[float, float]:
+def shared_frame_share(n: int = 200_000) -> tuple[float, float, float]:
     """Share of the demo's behaviour pairs within one window of their reference with ``min_separation=1``,
     and the median label distance of positive to target (cm) with 1 and with the window."""
     from xcebra.datasets.ratinabox import ratinabox
