@@ -48,7 +48,7 @@ logger = logging.getLogger("xcebra")
 MODEL_FORMAT = "xcebra-model"
 MODEL_FORMAT_VERSION = 1
 #: hyper-parameters introduced after format version 1, with the value older files imply
-_ADDED_PARAMETERS = {"precision": "fp32", "lipschitz": None}
+_ADDED_PARAMETERS = {"precision": "fp32", "lipschitz": None, "output_clip": None}
 _RESERVED_FIT_ARGUMENTS = ("checkpoint_dir", "checkpoint_every")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: a model file declaring more objectives than this is refused (the layout check is quadratic in their number)
@@ -83,6 +83,7 @@ _PARAMETER_CONSTRAINTS = {
     "verbose": (lambda v: isinstance(v, bool), "a bool"),
     "precision": (lambda v: v in ("fp32", "bf16"), "one of 'fp32', 'bf16'"),
     "lipschitz": (lambda v: v is None or is_real(v, 0, strict=True), "None or a float > 0"),
+    "output_clip": (lambda v: v is None or is_real(v, 0, strict=True), "None or a float > 0"),
 }
 
 
@@ -172,6 +173,10 @@ class XCEBRA(BaseEstimator):
         the loss can only fall by arranging the embedding. On the synthetic benchmark it raised the
         median block ING AUC (``benchmarks/results/quality_synthetic_lipschitz/``, README). ``None``: unconstrained, as in
         the reference package.
+    output_clip : float or None, default None
+        Clip every embedding coordinate to ``[-output_clip, output_clip]`` (:func:`xcebra.models.clip_output`),
+        as the reference package's bounded euclidean models do (``offset1-model-mse-clip-5-5`` is
+        ``output_clip=5.0``). ``None``: no clip.
 
     Attributes
     ----------
@@ -216,7 +221,8 @@ class XCEBRA(BaseEstimator):
                  regularizer_ramp: Any = "auto", regularizer_batch_size: int | None = 256,
                  regularizer_projections: int = 1, regularizer_exact: bool = False,
                  random_state: int | None = None, device: Any = "auto", num_threads: int | None = None,
-                 verbose: bool = True, precision: str = "fp32", lipschitz: float | None = None):
+                 verbose: bool = True, precision: str = "fp32", lipschitz: float | None = None,
+                 output_clip: float | None = None):
         self.objectives = objectives
         self.model = model
         self.hidden_units = hidden_units
@@ -239,6 +245,7 @@ class XCEBRA(BaseEstimator):
         self.verbose = verbose
         self.precision = precision
         self.lipschitz = lipschitz
+        self.output_clip = output_clip
 
     # ------------------------------------------------------------------ validation
     def _check_constraints(self) -> None:
@@ -329,7 +336,8 @@ class XCEBRA(BaseEstimator):
     def _build(self, layout: Layout, n_neurons: int, seed: int) -> tuple[Embedder, list[LossHead]]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            encoder = make_encoder(self.model, n_neurons, self.hidden_units, self.output_dim, self.lipschitz)
+            encoder = make_encoder(self.model, n_neurons, self.hidden_units, self.output_dim, self.lipschitz,
+                                   self.output_clip)
         embedder = Embedder(encoder, layout.blocks, layout.normalized)
         heads = []
         for objective in self.objectives:
@@ -863,7 +871,7 @@ class XCEBRA(BaseEstimator):
         try:
             with torch.device("meta"):
                 skeleton = make_encoder(model.model, n_features, model.hidden_units, model.output_dim,
-                                        model.lipschitz)
+                                        model.lipschitz, model.output_clip)
         except (RuntimeError, ValueError, OverflowError, MemoryError) as error:
             raise ValueError(f"its declared sizes cannot describe a model ({error})") from None
         expected = {f"encoder.{k}": v for k, v in skeleton.state_dict().items()}

@@ -16,12 +16,13 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ._validation import check_int, is_real
 
-__all__ = ["Encoder", "Offset1", "ConvEncoder", "MODELS", "make_encoder", "bound_lipschitz"]
+__all__ = ["Encoder", "Offset1", "ConvEncoder", "MODELS", "make_encoder", "bound_lipschitz", "clip_output"]
 
 
 class Encoder(nn.Module):
     """Base class. Subclasses set ``window``, ``left`` and implement ``_forward(x, shift)``, which
-    ``forward(x, shift=None)`` calls (and scales by ``output_gain`` when :func:`bound_lipschitz` set one).
+    ``forward(x, shift=None)`` calls (and scales by ``output_gain`` when :func:`bound_lipschitz` set one,
+    then clips to ``[-output_clip, output_clip]`` when :func:`clip_output` set one).
 
     ``shift`` (B, N), when given, is added to every frame of the window ``x`` (B, N, L). Both encoders
     here start with a linear layer and push the shift through it analytically (``W x + (sum_k W_k) s``),
@@ -35,6 +36,8 @@ class Encoder(nn.Module):
     #: factor on the output; with every weight spectrally normalised (:func:`bound_lipschitz`) it is the
     #: bound on the network's Lipschitz constant, up to the slope of the activations
     output_gain: float | None = None
+    #: bound on every output coordinate (hard clip, :func:`clip_output`); None: unbounded
+    output_clip: float | None = None
 
     def __init__(self, n_neurons: int, hidden_units: int, output_dim: int):
         super().__init__()
@@ -45,11 +48,15 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, N, L) -> (B, D, L - window + 1); ``shift`` (B, N) is added to every frame."""
         if self.output_gain is None:
-            return self._forward(x, shift)
-        # one spectral normalisation (one power iteration in training) per forward pass, however often a
-        # weight is read in it
-        with parametrize.cached():
-            return self._forward(x, shift) * self.output_gain
+            out = self._forward(x, shift)
+        else:
+            # one spectral normalisation (one power iteration in training) per forward pass, however often a
+            # weight is read in it
+            with parametrize.cached():
+                out = self._forward(x, shift) * self.output_gain
+        if self.output_clip is not None:
+            out = F.hardtanh(out, -self.output_clip, self.output_clip)
+        return out
 
     def _forward(self, x: torch.Tensor, shift: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
@@ -303,14 +310,32 @@ def bound_lipschitz(encoder: Encoder, gain: float) -> Encoder:
     return encoder
 
 
+def clip_output(encoder: Encoder, limit: float) -> Encoder:
+    """Clip every output coordinate of ``encoder`` to ``[-limit, limit]`` (a hard ``hardtanh``).
+
+    The reference package's bounded euclidean models (``offset1-model-mse-clip-5-5``) end this way: the
+    embedding cannot inflate past the box, whatever the weights do inside it. A coordinate held at the
+    bound has a zero gradient for that time point (the clip is flat there), and the Jacobian, and so
+    every attribution map, is zero along it. Modifies ``encoder`` in place and returns it; the limit is
+    a hyper-parameter, not a weight (nothing is added to the saved state).
+    """
+    if not is_real(limit, 0, strict=True):
+        raise ValueError(f"output clip limit must be a finite float > 0; got {limit!r}")
+    encoder.output_clip = float(limit)
+    return encoder
+
+
 def make_encoder(name: str, n_neurons: int, hidden_units: int, output_dim: int,
-                 lipschitz: float | None = None) -> Encoder:
+                 lipschitz: float | None = None, output_clip: float | None = None) -> Encoder:
     """Build an encoder by name: ``offset1`` (MLP), ``offset5``, ``offset10``, ``offset36`` (convolutions).
 
     ``lipschitz``: None (unconstrained) or a float > 0, the bound of :func:`bound_lipschitz`.
+    ``output_clip``: None (unbounded output) or a float > 0, the limit of :func:`clip_output`.
     """
     if name not in MODELS:
         listed = ", ".join(repr(k) for k in MODELS)
         raise ValueError(f"model must be one of {listed}; got {name!r}")
     encoder = MODELS[name](n_neurons, hidden_units, output_dim)
-    return encoder if lipschitz is None else bound_lipschitz(encoder, lipschitz)
+    if lipschitz is not None:
+        bound_lipschitz(encoder, lipschitz)
+    return encoder if output_clip is None else clip_output(encoder, output_clip)

@@ -260,9 +260,15 @@ def _standardise(x: np.ndarray) -> np.ndarray:
     return (x - x.mean(axis=0)) / x.std(axis=0)
 
 
-def _behavior_latents(rng: np.random.Generator, n_timepoints: int, n_columns: int) -> np.ndarray:
-    """A smooth random walk in the unit box, reflected at the walls, standardised, float64 (T, d)."""
-    velocity = _BEHAVIOR_STEP * _smooth_noise(rng, n_timepoints, n_columns, _VELOCITY_SMOOTHING)
+def _behavior_latents(rng: np.random.Generator, n_timepoints: int, n_columns: int,
+                      timescale: float = 1.0) -> np.ndarray:
+    """A smooth random walk in the unit box, reflected at the walls, standardised, float64 (T, d).
+
+    ``timescale`` stretches the walk in time: its velocity is smoothed over ``timescale`` times more
+    samples and its steps are ``timescale`` times smaller, so it crosses the box that much more slowly.
+    """
+    velocity = (_BEHAVIOR_STEP / timescale) * _smooth_noise(rng, n_timepoints, n_columns,
+                                                           _VELOCITY_SMOOTHING * timescale)
     position = rng.uniform(0.0, 1.0, size=n_columns) + np.cumsum(velocity, axis=0)
     position = np.mod(position, 2.0)
     position = np.where(position > 1.0, 2.0 - position, position)  # reflection at 0 and 1
@@ -330,7 +336,7 @@ def _make_mixing(rng: np.random.Generator, truth: np.ndarray, latents: np.ndarra
 
 def make_synthetic(n_timepoints: int = 12_000, n_neurons: int = 50, n_behavior_latents: int = 3,
                    n_time_latents: int = 3, noise: str = "gaussian", noise_level: float = 0.5,
-                   connection_prob: float = 0.3,
+                   connection_prob: float = 0.3, latent_timescale: float = 1.0,
                    random_state: int | None = 0) -> SyntheticData:
     """Simulate neural activity driven by behaviour and time latents, with known attribution.
 
@@ -355,6 +361,12 @@ def make_synthetic(n_timepoints: int = 12_000, n_neurons: int = 50, n_behavior_l
         Probability that a latent drives a neuron, in (0, 1]; the drawn map is then fixed so that
         every neuron has a latent, every latent drives >= 2 neurons, and pure-behaviour, pure-time
         and mixed neurons all exist.
+    latent_timescale : float, default=1.0
+        How slowly the latents change (> 0), as a factor on their time scales: the time latents are
+        smoothed over ``10 * latent_timescale`` samples, and the behaviour walk moves
+        ``latent_timescale`` times more slowly (smoother velocity, smaller steps). 1 is the paper-like
+        fast regime; 5 gives slow latents, where neighbouring samples are nearly identical (the regime in
+        which an unbounded euclidean embedding inflates). 1.0 reproduces earlier releases bit for bit.
     random_state : int or None, default=0
         Seed of ``np.random.default_rng``; the same seed gives identical arrays. None: fresh
         entropy.
@@ -390,6 +402,7 @@ def make_synthetic(n_timepoints: int = 12_000, n_neurons: int = 50, n_behavior_l
     noise_level = check_float("noise_level", noise_level, minimum=0.0)
     connection_prob = check_float("connection_prob", connection_prob, minimum=0.0, strict=True,
                                   maximum=1.0)
+    timescale = check_float("latent_timescale", latent_timescale, minimum=0.0, strict=True)
     if random_state is not None:
         random_state = check_int("random_state", random_state, minimum=0)
 
@@ -399,8 +412,8 @@ def make_synthetic(n_timepoints: int = 12_000, n_neurons: int = 50, n_behavior_l
         np.random.default_rng(seed) for seed in seeds)
 
     latents64 = np.concatenate([
-        _behavior_latents(rng_behavior, n_timepoints, n_behavior),
-        _standardise(_smooth_noise(rng_time, n_timepoints, n_time, _TIME_SMOOTHING)),
+        _behavior_latents(rng_behavior, n_timepoints, n_behavior, timescale),
+        _standardise(_smooth_noise(rng_time, n_timepoints, n_time, _TIME_SMOOTHING * timescale)),
     ], axis=1)
     latents = latents64.astype(np.float32)
     latent_truth = _connectivity(rng_truth, n_behavior, n_time, n_neurons, connection_prob)
