@@ -153,6 +153,37 @@ def test_pseudo_inverse_cuts_float32_round_off(solver):
     np.testing.assert_allclose(got64[0], np.linalg.pinv(jac[0].astype(np.float64)).T, rtol=1e-6)
 
 
+def test_lstsq_cuts_the_round_off_that_scipy_lstsq_inverts():
+    """The docstring's claim: scipy.linalg.lstsq (the reference's ``jf-inv-lsq``: a float32 Jacobian against a
+    float64 identity) keeps a round-off singular value and inverts it; ``pseudo_inverse(..., "lstsq")`` does not."""
+    import scipy.linalg
+
+    rng = np.random.default_rng(0)
+    jac = rng.standard_normal((14, 90))
+    u = rng.standard_normal(14)
+    u /= np.linalg.norm(u)
+    jac = (jac - np.outer(u, u @ jac)).astype(np.float32)  # rank 13 up to float32 round-off
+    assert np.linalg.svd(jac.astype(np.float64), compute_uv=False)[-1] < 1e-5
+    reference = scipy.linalg.lstsq(jac, np.eye(14))[0]
+    ours = pseudo_inverse(torch.from_numpy(jac[None]), "lstsq")[0].numpy()
+    assert np.abs(reference).max() > 1e4
+    assert np.abs(ours).max() < 1.0
+    np.testing.assert_allclose(ours.T, np.linalg.pinv(jac.astype(np.float64), rtol=90 * np.finfo(np.float32).eps),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["offset1", "offset10"])
+def test_reference_scale_conversion(name, embedder_factory):
+    """The attribution docs' conversion: the reference averages the per-lag Jacobian, so its ``jf`` is ours over
+    the window and its ING is ours times the window."""
+    model = embedder_factory(name, n_neurons=4, output_dim=3, objectives=_objectives(3)).eval()
+    windows = _windows(model, batch=4, seed=3)
+    lag_mean = window_jacobian(model, windows).mean(-1)  # the reference's convention
+    ours = lag_summed_jacobian(model, windows)
+    torch.testing.assert_close(ours, model.window * lag_mean, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(pseudo_inverse(ours) * model.window, pseudo_inverse(lag_mean), rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("dims, rank", [((14, 90), 14), ((14, 90), 12), ((9, 4), 4), ((6, 6), 5)])
 def test_pseudo_inverse_of_float32_jacobians_equals_lapack_svd_to_float64_precision(dims, rank):
     """The Gram-matrix route for float32 Jacobians gives numpy's SVD pinv (same cutoff) to ~1e-12, full rank or not."""

@@ -14,6 +14,22 @@ reduced first:
 ING is ``pinv(J_t)`` (N, D), computed in float64 by a batched SVD (``"ing"``) or a batched minimum-
 norm least-squares solve (``"ing-lstsq"``), and transposed to (D, N).
 
+Units, and the reference package's scale
+----------------------------------------
+A ``"jacobian"`` map is in embedding units per unit of neural activity held over the encoder's whole
+window; an ING map is its inverse, neural units per embedding unit. The reference package (``cebra``
+0.6.1) *averages* the per-lag Jacobian over the window instead of summing it (``J.mean(-1)``), so for an
+encoder of ``window`` frames (``model.encoder_.window``: 1 for ``offset1``, 10 for ``offset10``):
+
+- xcebra ``"jacobian"`` = ``window`` x the reference's ``jf``;
+- xcebra ``"ing"`` = the reference's ``jf-inv-svd`` / ``window`` (``pinv(J / w) = w pinv(J)``).
+
+Multiply an ING map's ``values`` by ``window`` (or divide a Jacobian map's) to put it on the reference's
+scale. For ``offset1`` the two agree. AUCs and every ranking within a map are unaffected; raw values
+and plot scales are not comparable across packages, or across encoders of different windows, without
+this factor. We sum because the sum is the derivative of a true linear map (a sustained change of
+each neuron's activity), whose inverse is what ING means; the mean is the same map scaled by ``1/w``.
+
 ``"ing-block"`` inverts each embedding block on its own: the rows of block ``b`` are
 ``pinv(J_t[b])^T``, where ``J_t[b]`` (D_b, N) holds that block's rows, keeping at most ``rank_b``
 singular values. Why: a block trained on a d-dimensional label (``time_delta`` or ``delta_normal`` on
@@ -115,10 +131,16 @@ def pseudo_inverse(jacobian: torch.Tensor, solver: str = "svd", rank: int | None
     and return the input's dtype.
 
     Singular values below ``max(D, N) * eps * s_max`` are treated as zero, with ``eps`` the machine
-    epsilon of the dtype the Jacobian was *computed* in (float32: 1.2e-7), as numpy and scipy do by
-    default. This matters: with the cosine loss every block is normalised to a sphere, so its Jacobian
-    has no radial direction and a k-dimensional block contributes rank k - 1; the missing direction shows
-    up as round-off of order eps, which a float64 cutoff would invert into values of order 1/eps.
+    epsilon of the dtype the Jacobian was *computed* in (float32: 1.2e-7): the default cutoff of
+    ``numpy.linalg.pinv`` (``rtol``), ``torch.linalg.pinv`` and ``scipy.linalg.pinv``, applied at the
+    precision the Jacobian really has. This matters: with the cosine loss every block is normalised to a
+    sphere, so its Jacobian has no radial direction and a k-dimensional block contributes rank k - 1; the
+    missing direction shows up as round-off of order eps, which a float64 cutoff would invert into values
+    of order 1/eps. ``scipy.linalg.lstsq`` does not cut off this way: its default ``cond`` is the epsilon of
+    the dtype LAPACK runs in, with no ``max(D, N)`` factor, and a float32 Jacobian solved against a float64
+    identity runs in float64. The reference package's ``jf-inv-lsq`` does exactly that, so on cosine
+    models it inverts the round-off direction (tested: a (14, 90) float32 matrix of rank 13 gives
+    entries ~1e6 there and ~0.04 here).
 
     ``rank`` (``solver="svd"`` only): keep at most the ``rank`` largest singular values of each ``J_t``
     (a truncated pseudo-inverse); ``None`` keeps every one above the cutoff.

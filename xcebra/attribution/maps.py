@@ -33,7 +33,10 @@ class AttributionMap:
     Attributes
     ----------
     values : ndarray of shape (output_dim, N)
-        Mean over time points of the absolute per-time-point attribution.
+        Mean over time points of the absolute per-time-point attribution. Gradient methods sum the
+        encoder's per-lag Jacobian over its window, where the reference package averages it: for an
+        encoder of ``w`` frames, ``"jacobian"`` values are ``w`` times the reference's and ING values
+        ``1 / w`` times (see :mod:`xcebra.attribution.jacobian`, "Units"). Rankings and AUCs agree.
     method : str
         Name of the method that produced it (``"ing"``, ``"jacobian"``, ...).
     blocks : list of (name, slice)
