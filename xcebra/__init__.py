@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 _logging.getLogger("xcebra").addHandler(_logging.NullHandler())
 
-from . import metrics  # noqa: E402
+from . import diagnostics, metrics  # noqa: E402
 from .attribution import AttributionMap  # noqa: E402
 from .data import TimeSeries  # noqa: E402
 from .estimator import XCEBRA  # noqa: E402
@@ -20,4 +20,4 @@ from .supervised import SupervisedRegressor  # noqa: E402
 from . import datasets  # noqa: E402
 from . import parallel  # noqa: E402  (imports dask only when used)
 
-__all__ = ["XCEBRA", "Objective", "SupervisedRegressor", "AttributionMap", "TimeSeries", "metrics", "datasets", "parallel", "__version__"]
+__all__ = ["XCEBRA", "Objective", "SupervisedRegressor", "AttributionMap", "TimeSeries", "diagnostics", "metrics", "datasets", "parallel", "__version__"]

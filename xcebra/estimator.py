@@ -28,21 +28,18 @@ from .losses import Temperature
 from .models import MODELS, make_encoder
 from .objectives import LOSSES, Embedder, Layout, Objective, block_layout
 from .sampling import BatchSampler, Domain, make_distribution
-from .training import (OUTLIER_FACTOR, OUTLIER_SHARE_LIMIT, SPREAD_LIMIT, DivergenceError, EmbeddingGrowthWarning,
-                       EmbeddingOutlierWarning, LossHead, LossIncreaseWarning, TrainingPlan, _fingerprint_data,
-                       distance_ratios, embed_evenly, euclidean_spread, evaluate_losses, evaluate_positive_ranks,
-                       fit as _train, loss_increase)
+from .diagnostics import (SPREAD_LIMIT, EmbeddingCollapseWarning, EmbeddingGrowthWarning, collapse_message,
+                          collapsed_objectives, euclidean_spread, growth_message)
+from .training import DivergenceError, LossHead, TrainingPlan, _fingerprint_data, evaluate_losses
+from .training import fit as _train
 
 __all__ = ["XCEBRA"]
 
-#: fits shorter than this are not judged by the loss-increase check (``training.loss_increase``'s default)
+#: fits shorter than this are not judged by the collapse check (an encoder near its initialisation is near chance)
 _JUDGED_STEPS = 100
-#: probe batches for the positive ranks: their own seed, size and number
-_PROBE_SEED_OFFSET, _PROBE_BATCH_SIZE, _PROBE_BATCHES = 7919, 1024, 4
-#: a euclidean objective whose loss rose counts as served if its positive rank fell at least this much
-_RANK_IMPROVEMENT = 0.02
-#: time points, evenly spaced over the recording, embedded after fit to look for outlying points
-_OUTLIER_PROBE_POINTS = 8192
+#: the Lipschitz bound of a fit with a euclidean objective and ``lipschitz="auto"`` (the default); chosen on
+#: benchmarks/quality_defaults.py (docs: results, "The euclidean default")
+AUTO_LIPSCHITZ = 4.0
 
 logger = logging.getLogger("xcebra")
 MODEL_FORMAT = "xcebra-model"
@@ -82,7 +79,7 @@ _PARAMETER_CONSTRAINTS = {
     "num_threads": (lambda v: v is None or is_int(v, 1), "None or an int >= 1"),
     "verbose": (lambda v: isinstance(v, bool), "a bool"),
     "precision": (lambda v: v in ("fp32", "bf16"), "one of 'fp32', 'bf16'"),
-    "lipschitz": (lambda v: v is None or is_real(v, 0, strict=True), "None or a float > 0"),
+    "lipschitz": (lambda v: v is None or v == "auto" or is_real(v, 0, strict=True), "'auto', None or a float > 0"),
     "output_clip": (lambda v: v is None or is_real(v, 0, strict=True), "None or a float > 0"),
 }
 
@@ -162,21 +159,24 @@ class XCEBRA(BaseEstimator):
         units (``benchmarks/results/speed.md``); see ``benchmarks/results/quality_synthetic.md`` and
         ``benchmarks/results/ratinabox_bf16/`` for its effect on quality. ``transform`` and
         ``attribution_map`` always compute in float32 (Jacobians and pseudo-inverses in float32/float64).
-    lipschitz : float or None, default None
+    lipschitz : "auto", float or None, default "auto"
         Bound the encoder's Lipschitz constant: every linear and convolution weight is spectrally
-        normalised (divided by its largest singular value, estimated by one power iteration per training-mode
-        forward pass) and the output
-        is multiplied by ``lipschitz`` (:func:`xcebra.models.bound_lipschitz`), so a change ``dx`` of the
-        input moves the embedding by at most about ``lipschitz * |dx|`` (times 1.13 per GELU, the
-        activation's largest slope). For the euclidean loss, which has no lower bound: without it the
-        embedding of an offset-1 time objective grows without limit (``EmbeddingGrowthWarning``), with it
-        the loss can only fall by arranging the embedding. On the synthetic benchmark it raised the
-        median block ING AUC (``benchmarks/results/quality_synthetic_lipschitz/``, README). ``None``: unconstrained, as in
-        the reference package.
+        normalised (divided by its largest singular value, estimated by one power iteration per
+        training-mode forward pass) and the output is multiplied by ``lipschitz``
+        (:func:`xcebra.models.bound_lipschitz`), so a change ``dx`` of the input moves the embedding by at
+        most about ``lipschitz * |dx|`` (times 1.13 per GELU, the activation's largest slope).
+        ``"auto"``: 4.0 when any objective uses the euclidean loss, None otherwise (cosine fits are bounded
+        by their normalisation and keep the unconstrained encoder). The resolved value is ``lipschitz_``.
+        Why a bound by default: the euclidean InfoNCE has no lower bound, so on slowly changing data a time
+        objective lowers its loss by inflating the embedding without limit, and its attribution maps lose
+        the neurons that drive it (docs: results, "The euclidean default").
+        ``None``: unconstrained, as in the reference package's plain models; with a euclidean loss this
+        risks that inflation (fit then warns with :class:`xcebra.diagnostics.EmbeddingGrowthWarning`).
     output_clip : float or None, default None
         Clip every embedding coordinate to ``[-output_clip, output_clip]`` (:func:`xcebra.models.clip_output`),
         as the reference package's bounded euclidean models do (``offset1-model-mse-clip-5-5`` is
-        ``output_clip=5.0``). ``None``: no clip.
+        ``output_clip=5.0``). ``None``: no clip. A coordinate held at the clip has zero gradient there,
+        so its attribution is zero at those time points.
 
     Attributes
     ----------
@@ -186,18 +186,13 @@ class XCEBRA(BaseEstimator):
         ``regularizer``, ``regularizer_weight`` and ``seconds`` (wall time of each step); with a
         euclidean objective also ``embedding_std``, the standard deviation of the references'
         embedding over the euclidean dimensions (root mean per-dimension variance, embedding units).
-        The euclidean InfoNCE is unbounded below: fit warns with
-        :class:`xcebra.training.EmbeddingGrowthWarning` when the embedding has grown so far that its
-        squared distances exceed ``1e4`` times the temperature (:func:`xcebra.training.euclidean_spread`),
-        and with :class:`xcebra.training.LossIncreaseWarning` when an objective's loss ended above its start
-        or at ``log(batch_size)``, the loss of a constant embedding (:func:`xcebra.training.loss_increase`).
-        A euclidean objective's loss also rises when another objective grows the shared embedding, with its
-        pairs better separated than before; so for euclidean objectives fit also scores the *positive rank*
-        (:func:`xcebra.losses.positive_rank`: the share of negatives scored above the positive, 0.5 at
-        chance, free of scale and temperature) on four fixed probe batches before and after training, and
-        a risen loss whose positive rank fell by at least 0.02 is logged (INFO) instead of warned about.
+        After training, fit reads this log for the two failures a fit can hide (:mod:`xcebra.diagnostics`):
+        :class:`xcebra.diagnostics.EmbeddingCollapseWarning` when an objective's loss ended at
+        ``log(batch_size)`` (a constant embedding), and, only for a euclidean fit without a bound,
+        :class:`xcebra.diagnostics.EmbeddingGrowthWarning` when its embedding inflated.
     n_features_in_ : int, number of neurons seen in fit.
     random_state_ : int, the seed actually used.
+    lipschitz_, output_clip_ : float or None, the bounds the encoder was built with (``"auto"`` resolved).
     label_names_ : tuple of str, the labels passed to fit.
     label_dims_ : dict of str -> int, each label's number of columns (1 for a (T,) label); sets the
         default ranks of ``attribution_map(method="ing-block")`` (see :meth:`identified_ranks`).
@@ -221,7 +216,7 @@ class XCEBRA(BaseEstimator):
                  regularizer_ramp: Any = "auto", regularizer_batch_size: int | None = 256,
                  regularizer_projections: int = 1, regularizer_exact: bool = False,
                  random_state: int | None = None, device: Any = "auto", num_threads: int | None = None,
-                 verbose: bool = True, precision: str = "fp32", lipschitz: float | None = None,
+                 verbose: bool = True, precision: str = "fp32", lipschitz: float | str | None = "auto",
                  output_clip: float | None = None):
         self.objectives = objectives
         self.model = model
@@ -268,6 +263,14 @@ class XCEBRA(BaseEstimator):
                     f"embedding dims {covered}..{self.output_dim - 1} are not covered by any objective "
                     f"(output_dim={self.output_dim}); objective slices must cover 0..output_dim without gaps")
         return block_layout(objectives, self.output_dim, self.loss)
+
+    def _resolved_bound(self) -> tuple[float | None, float | None]:
+        """``(lipschitz, output_clip)`` as the encoder is built: ``lipschitz="auto"`` resolved."""
+        lipschitz = self.lipschitz
+        if lipschitz == "auto":
+            euclidean = any((o.loss or self.loss) == "euclidean" for o in self.objectives)
+            lipschitz = AUTO_LIPSCHITZ if euclidean else None
+        return lipschitz, self.output_clip
 
     def _ramp(self) -> tuple[int, int] | None:
         if self.regularizer_ramp == "auto":
@@ -336,8 +339,8 @@ class XCEBRA(BaseEstimator):
     def _build(self, layout: Layout, n_neurons: int, seed: int) -> tuple[Embedder, list[LossHead]]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            encoder = make_encoder(self.model, n_neurons, self.hidden_units, self.output_dim, self.lipschitz,
-                                   self.output_clip)
+            encoder = make_encoder(self.model, n_neurons, self.hidden_units, self.output_dim,
+                                   *self._resolved_bound())
         embedder = Embedder(encoder, layout.blocks, layout.normalized)
         heads = []
         for objective in self.objectives:
@@ -456,15 +459,12 @@ class XCEBRA(BaseEstimator):
         if checkpoint_dir is not None:
             checkpoint_dir = self._prepare_checkpoint_dir(checkpoint_dir)
         self.random_state_ = seed
+        self.lipschitz_, self.output_clip_ = self._resolved_bound()
         self.n_features_in_ = data.n_neurons
         self.layout_ = layout
         self.blocks_ = list(layout.blocks)
         self.label_names_ = tuple(sorted(data.labels))
         self.label_dims_ = {name: 1 if label.ndim == 1 else int(label.shape[1]) for name, label in data.labels.items()}
-        # the euclidean loss moves with the embedding's scale; its pairs' order, on fixed probe batches before
-        # and after training, tells a rise from a grown scale apart from a worse embedding (_warn_on_loss_increase)
-        probe = any(h.similarity == "euclidean" for h in heads) and self.max_steps >= _JUDGED_STEPS and is_rank_zero()
-        ranks_start = self._probe_positive_ranks(sampler, embedder, heads, neural_tensor, seed) if probe else None
         try:
             self.log_ = _train(embedder, heads, sampler, neural_tensor, plan, coverage=layout.coverage,
                                generator=generator, verbose=self.verbose, checkpoint_dir=checkpoint_dir,
@@ -479,109 +479,24 @@ class XCEBRA(BaseEstimator):
         self.encoder_ = embedder
         self.temperatures_ = {h.name: float(h.temperature().detach()) for h in heads}
         self._heads = heads
-        self._warn_on_growth()
-        ranks_end = self._probe_positive_ranks(sampler, embedder, heads, neural_tensor, seed) if probe else None
-        self._warn_on_loss_increase(ranks_start, ranks_end)
-        if probe:
-            self._warn_on_outliers(sampler.domain, embedder, heads, neural_tensor)
+        if is_rank_zero():
+            self._check_training_health()
         return self
 
-    def _probe_positive_ranks(self, training_sampler: BatchSampler, embedder: Embedder, heads: Sequence[LossHead],
-                              neural: torch.Tensor, seed: int) -> dict[str, float]:
-        """Each objective's positive rank (``xcebra.losses.positive_rank``) on probe batches fixed by ``seed``.
-
-        The probe shares the training sampler's distributions (set up once; they hold no state) but draws
-        from its own generator, so training's batches, and hence its weights, do not change.
-        """
-        probe = BatchSampler(training_sampler.distributions, training_sampler.domain,
-                             min(self.batch_size, _PROBE_BATCH_SIZE, training_sampler.reference_domain.size),
-                             torch.Generator().manual_seed(seed + _PROBE_SEED_OFFSET))
-        ranks = evaluate_positive_ranks(embedder, heads, probe, neural, _PROBE_BATCHES)
-        return {head.name: value for head, value in zip(heads, ranks)}
-
-    def _warn_on_loss_increase(self, ranks_start: dict[str, float] | None = None,
-                               ranks_end: dict[str, float] | None = None) -> None:
-        if not is_rank_zero():
-            return
-        # every score equal (a constant embedding): each reference's loss is log(number of negatives)
-        chance = float(np.log(self.batch_size))
-        risen = loss_increase(self.log_, chance=chance, min_steps=_JUDGED_STEPS)
-        if ranks_start and ranks_end:
-            # a euclidean loss can rise merely because another objective grew the shared embedding: scaled by c,
-            # every squared distance is c^2 times larger, and so is the loss's penalty for each positive
-            # farther than its nearest negative. The order of the pairs is what the objective asks for.
-            served = {name for name in risen if name in ranks_start
-                      and ranks_end[name] <= ranks_start[name] - _RANK_IMPROVEMENT}
-            for name in served:
-                start, end = risen.pop(name)
-                logger.info("objective %r: loss rose from %.4g to %.4g with the embedding's scale, but its positive "
-                            "rank fell from %.3f to %.3f (share of negatives scored above the positive; 0.5 = "
-                            "chance): its pairs are better separated", name, start, end, ranks_start[name],
-                            ranks_end[name])
-        if not risen:
-            return
-        listed = ", ".join(f"{name!r} from {start:.4g} to {end:.4g}" for name, (start, end) in risen.items())
-        if ranks_start and ranks_end:
-            listed += " (positive rank, the share of negatives scored above the positive, 0.5 = chance: " + ", ".join(
-                f"{name!r} {ranks_start[name]:.3f} -> {ranks_end[name]:.3f}" for name in risen if name in ranks_start) + ")"
-        warnings.warn(
-            f"objective {listed} (median loss over the first and last 5% of steps; log_['loss/<name>']): the loss "
-            f"rose, or ended at {chance:.4g} = log(batch_size), the loss of an embedding that maps every time point "
-            "to one vector, so fit made this objective worse or taught it nothing. Causes: another objective's loss "
-            "falling by inflating a shared euclidean embedding (see EmbeddingGrowthWarning), a divergence, or a "
-            "collapse. Check that the embedding still serves this objective (xcebra.metrics.decoding_scores) before "
-            "trusting its attribution maps; a lower learning_rate, a larger regularizer_weight, loss='cosine' or a "
-            "larger time_offset usually help",
-            LossIncreaseWarning, stacklevel=3)
-
-    def _warn_on_outliers(self, domain: Domain, embedder: Embedder, heads: Sequence[LossHead],
-                          neural: torch.Tensor) -> None:
-        """Warn when more than OUTLIER_SHARE_LIMIT of evenly spaced time points embed far from the rest."""
-        dims = sorted({d for head in heads if head.similarity == "euclidean"
-                       for d in range(*head.dims.indices(self.output_dim))})
-        index, embedding = embed_evenly(embedder, neural, domain, _OUTLIER_PROBE_POINTS)
-        ratios = distance_ratios(embedding[:, dims])
-        outlying = np.flatnonzero(ratios > OUTLIER_FACTOR)
-        share = len(outlying) / len(ratios)
-        if share <= OUTLIER_SHARE_LIMIT:
-            return
-        farthest = outlying[np.argsort(-ratios[outlying])][:5]
-        times = ", ".join(str(int(index[k])) for k in sorted(farthest))
-        contiguous = dims == list(range(dims[0], dims[-1] + 1))
-        dims_text = f"{dims[0]}-{dims[-1]}" if contiguous else ", ".join(map(str, dims))
-        warnings.warn(
-            f"{len(outlying)} of {len(ratios)} time points, evenly spaced over the recording ({share:.2%}), embed "
-            f"more than {OUTLIER_FACTOR:g} times farther from the embedding's median than the median point does (up "
-            f"to {float(ratios.max()):.3g} times; euclidean dimensions {dims_text}; the farthest at time points "
-            f"{times}). The losses do not show it (runs of consecutive time points, each other's time positives, "
-            "can move away together and still lower the loss), but a linear decoder fitted on this embedding is "
-            "pulled towards them and the attribution map's time average is weighted by their large gradients. "
-            "Find them all with "
-            "xcebra.training.distance_ratios(model.transform(neural)). If the neural data at those rows is an "
-            "artefact, remove it; otherwise the fit let the embedding's scale run free: lipschitz=4.0 (spectrally "
-            "normalised weights) removed such points on the synthetic benchmark, and loss='cosine' puts the "
-            "embedding on the unit sphere, where no point can be far",
-            EmbeddingOutlierWarning, stacklevel=3)
-
-    def _warn_on_growth(self) -> None:
+    def _check_training_health(self) -> None:
+        """Warn about the failures a finished fit can hide (:mod:`xcebra.diagnostics`), from its log alone."""
+        chance = float(np.log(self.batch_size))  # every score equal: each reference's loss is log(negatives)
+        collapsed = collapsed_objectives(self.log_, chance, min_steps=_JUDGED_STEPS)
+        if collapsed:
+            warnings.warn(collapse_message(collapsed, chance), EmbeddingCollapseWarning, stacklevel=3)
         euclidean = [head for head in self._heads if head.similarity == "euclidean"]
-        if not euclidean or not is_rank_zero():
-            return
+        if not euclidean or self.lipschitz_ is not None or self.output_clip_ is not None:
+            return  # a bounded embedding cannot inflate
         n_dims = len({d for head in euclidean for d in range(*head.dims.indices(self.output_dim))})
         temperature = max(self.temperatures_[head.name] for head in euclidean)
         spread = euclidean_spread(self.log_, n_dims, temperature)
-        if spread is None or spread <= SPREAD_LIMIT:
-            return
-        std = self.log_["embedding_std"]
-        warnings.warn(
-            f"the euclidean embedding grew during fit (standard deviation {std[0]:.3g} at the first step, "
-            f"{std[-1]:.3g} at the last; log_['embedding_std']): squared distances are ~{spread:.2g} times the "
-            f"temperature ({temperature:.3g}), so the InfoNCE softmax is saturated and its loss, unbounded below, "
-            "falls by inflating the scale. Scale-free scores (decoding R2, block AUC) may still look fine. "
-            "lipschitz=4.0 (spectrally normalised weights) bounds it and kept block AUC high on the synthetic "
-            "benchmark; loss='cosine' bounds the scale too; a larger time_offset for time objectives, so that "
-            "positives are not closer than every negative, often holds it",
-            EmbeddingGrowthWarning, stacklevel=3)
+        if spread is not None and spread > SPREAD_LIMIT:
+            warnings.warn(growth_message(self.log_, spread, temperature), EmbeddingGrowthWarning, stacklevel=3)
 
     def _device_of_model(self) -> torch.device:
         return next(self.encoder_.parameters()).device
@@ -819,6 +734,7 @@ class XCEBRA(BaseEstimator):
         model.blocks_ = list(layout.blocks)
         model.n_features_in_ = header["n_features_in"]
         model.random_state_ = header["random_state"]
+        model.lipschitz_, model.output_clip_ = model._resolved_bound()
         model.log_ = log
         model.label_names_ = tuple(header["label_names"])
         model.temperatures_ = temperatures
@@ -871,7 +787,7 @@ class XCEBRA(BaseEstimator):
         try:
             with torch.device("meta"):
                 skeleton = make_encoder(model.model, n_features, model.hidden_units, model.output_dim,
-                                        model.lipschitz, model.output_clip)
+                                        *model._resolved_bound())
         except (RuntimeError, ValueError, OverflowError, MemoryError) as error:
             raise ValueError(f"its declared sizes cannot describe a model ({error})") from None
         expected = {f"encoder.{k}": v for k, v in skeleton.state_dict().items()}
