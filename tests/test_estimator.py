@@ -430,6 +430,17 @@ def test_lipschitz_auto_bounds_euclidean_fits_only(loss, expected, data):
     assert mixed.lipschitz_ == 4.0
 
 
+@pytest.mark.parametrize("model_name", ["offset1", "offset5"])
+def test_cosine_fits_are_unchanged_by_the_euclidean_default(model_name, data):
+    # the demo and every cosine fit train exactly as before the bound became the euclidean default
+    neural, position = data
+    auto = _model(model=model_name, max_steps=5).fit(neural, position=position)
+    unbounded = _model(model=model_name, max_steps=5, lipschitz=None).fit(neural, position=position)
+    assert auto.lipschitz_ is None
+    for (name, a), (_, b) in zip(auto.encoder_.state_dict().items(), unbounded.encoder_.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
 def test_lipschitz_bound_holds_for_the_inputs_gradient():
     model, data = _euclidean_fit(time_offset=1, lipschitz=4.0)
     model.fit(data.neural, behavior=data.behavior)

@@ -72,6 +72,9 @@ def _run_job(job: dict) -> list[dict]:
     start = time.perf_counter()
     model = _train(job["training"], data, settings["steps"], job["seed"])
     fit_seconds = time.perf_counter() - start
+    # the contrastive fits take the estimator's default bound on the euclidean embedding; say which it was
+    bound = (f"lipschitz={model.lipschitz_}, output_clip={model.output_clip_}" if hasattr(model, "lipschitz_")
+             else "none")
     rows = []
     for method in BENCHMARK_METHODS:
         samples = settings["slow_num_samples"] if method in _SLOW_METHODS else settings["num_samples"]
@@ -84,7 +87,7 @@ def _run_job(job: dict) -> list[dict]:
                      "block_auc": metrics.block_auc(amap, data.block_truth),
                      "entry_auc": metrics.attribution_auc(amap.values, data.latent_truth),
                      "seconds": seconds, "seconds_per_1000_points": 1000 * seconds / samples,
-                     "num_samples": samples, "fit_seconds": fit_seconds})
+                     "num_samples": samples, "fit_seconds": fit_seconds, "bound": bound})
     return rows
 
 
@@ -134,6 +137,11 @@ def _summary(rows: list[dict]) -> list[dict]:
     return table
 
 
+def _bounds(rows: list[dict]) -> str:
+    """The bounds the contrastive fits used, e.g. ``"lipschitz=4.0, output_clip=None"``."""
+    return "; ".join(sorted({r.get("bound", "unrecorded") for r in rows if r["training"] != "supervised"}))
+
+
 def _write(rows: list[dict], out_dir: Path, *, seeds: int, quick: bool) -> None:
     from ._files import atomic_write_bytes
     from .plotting import plot_method_comparison
@@ -150,8 +158,10 @@ def _write(rows: list[dict], out_dir: Path, *, seeds: int, quick: bool) -> None:
     lines = [
         "# Attribution methods on synthetic data with known ground truth", "",
         f"`xcebra benchmark attribution{' --quick' if quick else ''}`: {seeds} seed(s) x 2 noise models "
-        f"(gaussian, poisson), {settings['n_timepoints']} time points x 50 neurons, offset1 encoder, "
-        f"{settings['steps']} training steps; maps from {settings['num_samples']} sampled time points "
+        f"(gaussian, poisson), {settings['n_timepoints']} time points x 50 neurons, offset1 encoder (128 hidden "
+        f"units), {settings['steps']} training steps; contrastive fits: euclidean InfoNCE, batch 512, time offset 1, "
+        f"the estimator's default bound on the embedding ({_bounds(rows)}); maps from {settings['num_samples']} "
+        f"sampled time points "
         f"({settings['slow_num_samples']} for feature ablation and Shapley sampling). Mean (std) over runs.",
         "Block AUC: per embedding block, neurons ranked by the block's RMS attribution against the block's truth "
         "(what the method identifies; decide on this). Entry AUC: every (latent, neuron) entry against the "
