@@ -386,14 +386,32 @@ class XCEBRA(BaseEstimator):
         return digest + _fingerprint_data(torch.from_numpy(data.neural), data.labels)
 
     # ------------------------------------------------------------------ public API
-    def fit(self, neural: Any, *, checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int = 100,
-            **labels: Any) -> "XCEBRA":
+    def _labels_with_y(self, y: Any, labels: dict) -> dict:
+        """``labels`` with ``y`` as the one label the objectives name (scikit-learn's ``fit(X, y)``)."""
+        if y is None:
+            return labels
+        named = sorted({o.label for o in self.objectives if o.label is not None})
+        if len(named) != 1:
+            listed = ", ".join(repr(n) for n in named) or "none"
+            raise ValueError(
+                f"y was given, but the objectives name {len(named)} labels ({listed}); y stands for the label "
+                f"only when exactly one is named: pass each label by name instead, e.g. fit(neural, "
+                f"{named[0] if named else 'position'}=...)")
+        if named[0] in labels:
+            raise ValueError(f"label {named[0]!r} was given twice, as y and as {named[0]}=...; pass it once")
+        return {**labels, named[0]: y}
+
+    def fit(self, neural: Any, y: Any = None, *, checkpoint_dir: str | os.PathLike | None = None,
+            checkpoint_every: int = 100, **labels: Any) -> "XCEBRA":
         """Train the encoder.
 
         Parameters
         ----------
         neural : array of shape (T, N)
             Neural activity (spike counts, calcium traces, ...), one row per time point.
+        y : array of shape (T,) or (T, d), optional
+            The label, when the objectives name exactly one (``fit(neural, position)`` is then
+            ``fit(neural, position=position)``); this is how a scikit-learn ``Pipeline`` passes it.
         checkpoint_dir : path, optional
             Save a checkpoint there every ``checkpoint_every`` steps (atomically) and resume from it if
             one from the same data and parameters exists (a killed run restarted with the same call
@@ -421,6 +439,7 @@ class XCEBRA(BaseEstimator):
             from before that step and ``log_`` the log of the completed steps.
         """
         layout = self._validate_params()
+        labels = self._labels_with_y(y, labels)
         if not is_int(checkpoint_every, 1):
             raise ValueError(f"checkpoint_every must be an int >= 1; got {checkpoint_every!r}")
         data = TimeSeries.from_arrays(neural, **labels)
@@ -539,9 +558,39 @@ class XCEBRA(BaseEstimator):
             out[start:stop] = self.encoder_(x)[0].cpu().numpy()
         return out
 
-    def fit_transform(self, neural: Any, **kwargs) -> np.ndarray:
-        """``fit(neural, **kwargs).transform(neural)``."""
-        return self.fit(neural, **kwargs).transform(neural)
+    def fit_transform(self, neural: Any, y: Any = None, **kwargs) -> np.ndarray:
+        """``fit(neural, y, **kwargs).transform(neural)``."""
+        return self.fit(neural, y, **kwargs).transform(neural)
+
+    def score(self, neural: Any, y: Any = None, *, n_batches: int = 10, random_state: int = 0,
+              **labels: Any) -> float:
+        """Goodness of fit on (held-out) data, in bits above chance: higher is better.
+
+        Each objective's InfoNCE loss ``L`` (:meth:`objective_losses`, positive pairs drawn as in training,
+        ``M`` negatives per reference) becomes ``(log(M) - L) / log(2)`` bits, as CEBRA's goodness of fit:
+        0 for an embedding that maps every time point to one vector, ``log2(M)`` at most for the cosine
+        loss. The score is the mean over objectives, weighted by their ``weight``. It lets
+        ``GridSearchCV`` and :func:`xcebra.parallel.sweep` rank models; compare models scored on the same
+        data with the same ``batch_size`` and temperature.
+
+        Parameters
+        ----------
+        neural : array of shape (T, N)
+        y : array of shape (T,) or (T, d), optional
+            The label, when the objectives name exactly one (as in :meth:`fit`).
+        n_batches, random_state : see :meth:`objective_losses`.
+        **labels : arrays of shape (T,) or (T, d)
+
+        Returns
+        -------
+        float, bits.
+        """
+        self._check_is_fitted()
+        labels = self._labels_with_y(y, labels)
+        losses, negatives = self._objective_losses(neural, n_batches, None, random_state, labels)
+        weights = {o.name: o.weight for o in self.objectives}
+        bits = {name: (np.log(negatives) - loss) / np.log(2) for name, loss in losses.items()}
+        return float(sum(weights[n] * b for n, b in bits.items()) / sum(weights[n] for n in bits))
 
     def objective_losses(self, neural: Any, *, n_batches: int = 10, batch_size: int | None = None,
                          random_state: int = 0, **labels: Any) -> dict[str, float]:
@@ -568,6 +617,11 @@ class XCEBRA(BaseEstimator):
             batch size and temperature).
         """
         self._check_is_fitted()
+        return self._objective_losses(neural, n_batches, batch_size, random_state, labels)[0]
+
+    def _objective_losses(self, neural: Any, n_batches: int, batch_size: int | None, random_state: int,
+                          labels: dict) -> tuple[dict[str, float], int]:
+        """({objective: mean loss}, the number of negatives per reference they were computed with)."""
         if not is_int(n_batches, 1):
             raise ValueError(f"n_batches must be an int >= 1; got {n_batches!r}")
         if batch_size is not None and not is_int(batch_size, 1):
@@ -578,7 +632,7 @@ class XCEBRA(BaseEstimator):
         sampler = self._make_sampler(data, self.encoder_, generator)
         sampler.batch_size = min(batch_size or self.batch_size, sampler.reference_domain.size)
         losses = evaluate_losses(self.encoder_, self._heads, sampler, data.tensor(self._device_of_model()), n_batches)
-        return {head.name: float(value) for head, value in zip(self._heads, losses)}
+        return {head.name: float(value) for head, value in zip(self._heads, losses)}, sampler.batch_size
 
     def attribution_map(self, neural: Any, method: str = "ing", *, num_samples: int | None = None,
                         lags: str = "sum", batch_size: int = 1024, random_state: int | None = 0,
