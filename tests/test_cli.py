@@ -106,6 +106,63 @@ time_offset = 2
     assert len(model.log_["loss"]) == 3
 
 
+#: a valid, non-default value of every XCEBRA parameter as TOML text; a parameter added to XCEBRA without an entry
+#: here fails test_every_parameter_round_trips_through_toml_and_param
+_PARAMETER_VALUES = {
+    "model": ('"offset5"', "offset5"), "hidden_units": ("12", 12), "output_dim": ("5", 5),
+    "loss": ('"euclidean"', "euclidean"), "temperature": ("0.5", 0.5), "learn_temperature": ("true", True),
+    "min_temperature": ("0.05", 0.05), "batch_size": ("16", 16), "max_steps": ("3", 3),
+    "learning_rate": ("0.002", 0.002), "regularizer_weight": ("0.2", 0.2), "regularizer_ramp": ("[1, 2]", (1, 2)),
+    "regularizer_batch_size": ('"none"', None), "regularizer_projections": ("2", 2),
+    "regularizer_exact": ("true", True), "random_state": ("7", 7), "device": ('"cpu"', "cpu"),
+    "num_threads": ("1", 1), "verbose": ("false", False), "precision": ('"bf16"', "bf16"),
+    "lipschitz": ("2.5", 2.5), "output_clip": ("3.0", 3.0),
+}
+
+
+def test_every_parameter_round_trips_through_toml_and_param(tmp_path):
+    from xcebra.cli import config_parameters, parse_param_options
+
+    assert set(config_parameters()) == set(xcebra.XCEBRA._get_param_names()) - {"objectives"}
+    assert set(_PARAMETER_VALUES) == set(config_parameters())
+    config = tmp_path / "all.toml"
+    config.write_text("".join(f"{name} = {text}\n" for name, (text, _) in _PARAMETER_VALUES.items())
+                      + '[[objectives]]\nname = "time"\ndims = [0, 5]\ndistribution = "time"\n')
+    from_toml = load_config(config)
+    from_param = parse_param_options([f"{name}={text}" for name, (text, _) in _PARAMETER_VALUES.items()])
+    for name, (_, value) in _PARAMETER_VALUES.items():
+        assert from_toml[name] == value and from_param[name] == value, name
+    model = xcebra.XCEBRA(**from_toml)
+    model._check_constraints()  # every value is valid for the estimator
+    assert {k: v for k, v in model.get_params().items() if k != "objectives"} == {
+        name: value for name, (_, value) in _PARAMETER_VALUES.items()}
+    # and through a saved model's header
+    neural = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
+    model.set_params(precision="fp32", model="offset1").fit(neural)
+    model.save(tmp_path / "all.xcebra")
+    assert xcebra.XCEBRA.load(tmp_path / "all.xcebra").get_params()["output_clip"] == 3.0
+
+
+def test_fit_takes_any_parameter_with_param(files, tmp_path):
+    out = tmp_path / "p.xcebra"
+    assert main(["fit", str(files["npz"]), "--neural", "spikes", "--label", "position=pos", "--out", str(out), "-q",
+                 "--param", "lipschitz=2.0", "--param", "precision=bf16", "--param", "loss=euclidean"] + TINY) == 0
+    model = xcebra.XCEBRA.load(out)
+    assert (model.lipschitz, model.precision, model.loss, model.lipschitz_) == (2.0, "bf16", "euclidean", 2.0)
+
+
+@pytest.mark.parametrize("item, message", [
+    ("lipschitz", r"--param needs NAME=VALUE; got 'lipschitz'"),
+    ("lipschitzz=4", r"--param has unknown key\(s\) lipschitzz; allowed: batch_size"),
+    ("objectives=[]", r"--param cannot set objectives"),
+])
+def test_param_errors(item, message):
+    from xcebra.cli import parse_param_options
+
+    with pytest.raises(ValueError, match=message):
+        parse_param_options([item])
+
+
 def test_fit_resumes_from_checkpoints(files, tmp_path):
     ck = tmp_path / "ck"
     out = tmp_path / "ck.xcebra"

@@ -23,18 +23,33 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["main", "build_parser", "load_config", "config_from_table", "load_manifest"]
+__all__ = ["main", "build_parser", "load_config", "config_from_table", "load_manifest", "config_parameters",
+           "objective_fields", "parse_param_options"]
 
 logger = logging.getLogger("xcebra")
 
-#: XCEBRA parameters a config file may set (besides ``objectives``)
-_CONFIG_PARAMETERS = (
-    "model", "hidden_units", "output_dim", "loss", "temperature", "learn_temperature", "min_temperature",
-    "batch_size", "max_steps", "learning_rate", "regularizer_weight", "regularizer_ramp", "regularizer_batch_size",
-    "regularizer_projections", "regularizer_exact", "random_state", "device", "num_threads",
-)
-_OBJECTIVE_FIELDS = ("name", "dims", "distribution", "label", "time_offset", "time_delta", "delta", "min_separation",
-                     "loss", "temperature", "weight")
+#: TOML has no null: a parameter that takes None is written as this string
+NONE_IN_CONFIG = "none"
+
+
+def config_parameters() -> tuple[str, ...]:
+    """XCEBRA parameters a config file (or ``--param``) may set besides ``objectives``: all of ``get_params()``.
+
+    Derived from the estimator's signature, so a new hyper-parameter is settable without touching this module.
+    """
+    from .estimator import XCEBRA
+
+    return tuple(name for name in XCEBRA._get_param_names() if name != "objectives")
+
+
+def objective_fields() -> tuple[str, ...]:
+    """The keys of an ``[[objectives]]`` table: the fields of :class:`xcebra.Objective`."""
+    import dataclasses
+
+    from .objectives import Objective
+
+    return tuple(field.name for field in dataclasses.fields(Objective))
+
 
 _EXAMPLE_CONFIG = """\
 # model.toml: XCEBRA parameters, then one [[objectives]] table per objective
@@ -104,7 +119,8 @@ example:
 
 Without --config the seed's layout is used: a behaviour objective on dims 0-3 following the one
 label (time_delta positives) and a time objective on all dims (offset 10); without a label, only
-the time objective. Command-line options override the config file. A config file:
+the time objective. Command-line options override the config file. A config file may set every
+XCEBRA parameter (as may --param NAME=VALUE); TOML has no null, so write "none" for None. A config file:
 
 {_EXAMPLE_CONFIG}""",
     "fit-many": f"""\
@@ -209,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--seed", type=int, help="random_state: the same seed gives the same weights")
     fit.add_argument("--device", help="auto, cpu or cuda")
     fit.add_argument("--num-threads", type=int, help="torch threads")
+    fit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="any XCEBRA parameter, VALUE in TOML syntax (e.g. lipschitz=4.0, precision='\"bf16\"', "
+                          "regularizer_ramp=[250,500], lipschitz='\"none\"'); overrides --config and the options above")
     fit.add_argument("--checkpoint-dir", metavar="DIR", help="save checkpoints there and resume from them")
     fit.add_argument("--checkpoint-every", type=int, default=100, metavar="STEPS", help="default: 100")
     _common(fit)
@@ -328,14 +347,19 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return config_from_table(_read_toml(path, "config"), f"config {str(path)!r}")
 
 
-def _read_toml(path: str | Path, what: str) -> dict[str, Any]:
+def _toml_module(what: str):
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         try:
             import tomli as tomllib  # type: ignore[no-redef]
         except ModuleNotFoundError as error:
-            raise ImportError(f"reading a {what} file on Python 3.10 needs tomli: pip install tomli") from error
+            raise ImportError(f"reading {what} on Python 3.10 needs tomli: pip install tomli") from error
+    return tomllib
+
+
+def _read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    tomllib = _toml_module(f"a {what} file")
     path = Path(path)
     try:
         with open(path, "rb") as handle:
@@ -346,17 +370,40 @@ def _read_toml(path: str | Path, what: str) -> dict[str, Any]:
         raise ValueError(f"{what} {str(path)!r} is not valid TOML: {error}") from None
 
 
+def parse_param_options(items: Sequence[str]) -> dict[str, Any]:
+    """``--param NAME=VALUE`` options -> XCEBRA keyword arguments; VALUE is read as a TOML value.
+
+    A bare word that is not a TOML value (``precision=bf16``) is taken as a string; ``"none"`` is None.
+    """
+    tomllib = _toml_module("a --param option")
+    raw: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"--param needs NAME=VALUE; got {item!r}")
+        try:
+            raw[name] = tomllib.loads(f"value = {text.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            raw[name] = text.strip()
+    if "objectives" in raw:
+        raise ValueError("--param cannot set objectives; give them in --config FILE.toml as [[objectives]] tables")
+    return config_from_table(raw, "--param")
+
+
 def config_from_table(raw: dict[str, Any], where: str) -> dict[str, Any]:
     """XCEBRA keyword arguments from a parsed config table (``where`` names it in error messages)."""
     from .objectives import Objective
 
     if "xcebra" in raw and isinstance(raw["xcebra"], dict):  # also accept everything under an [xcebra] table
         raw = {**raw["xcebra"], **{k: v for k, v in raw.items() if k != "xcebra"}}
-    unknown = sorted(set(raw) - set(_CONFIG_PARAMETERS) - {"objectives"})
+    allowed = config_parameters()
+    unknown = sorted(set(raw) - set(allowed) - {"objectives"})
     if unknown:
         raise ValueError(f"{where} has unknown key(s) {', '.join(unknown)}; allowed: "
-                         f"{', '.join(_CONFIG_PARAMETERS)}, objectives")
-    params = {k: v for k, v in raw.items() if k != "objectives"}
+                         f"{', '.join(allowed)}, objectives")
+    params = {k: None if isinstance(v, str) and v.lower() == NONE_IN_CONFIG else v
+              for k, v in raw.items() if k != "objectives"}
     if isinstance(params.get("regularizer_ramp"), list):
         params["regularizer_ramp"] = tuple(params["regularizer_ramp"])
     if "objectives" in raw:
@@ -366,10 +413,13 @@ def config_from_table(raw: dict[str, Any], where: str) -> dict[str, Any]:
                              "one per objective")
         objectives = []
         for i, table in enumerate(tables):
-            bad = sorted(set(table) - set(_OBJECTIVE_FIELDS))
+            fields = objective_fields()
+            bad = sorted(set(table) - set(fields))
             if bad:
                 raise ValueError(f"{where}: objectives[{i}] has unknown key(s) {', '.join(bad)}; "
-                                 f"allowed: {', '.join(_OBJECTIVE_FIELDS)}")
+                                 f"allowed: {', '.join(fields)}")
+            table = {k: None if isinstance(v, str) and v.lower() == NONE_IN_CONFIG and k != "name" else v
+                     for k, v in table.items()}
             missing = [k for k in ("name", "dims", "distribution") if k not in table]
             if missing:
                 raise ValueError(f"{where}: objectives[{i}] needs {', '.join(missing)}")
@@ -478,6 +528,7 @@ def _cmd_fit(args) -> int:
                  "regularizer_weight": args.regularizer_weight, "random_state": args.seed, "device": args.device,
                  "num_threads": args.num_threads}
     params.update({k: v for k, v in overrides.items() if v is not None})
+    params.update(parse_param_options(args.param))
     if "objectives" not in params:
         params["objectives"] = _default_objectives(list(labels), params.get("output_dim", 14))
     params["verbose"] = not args.quiet
