@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -236,3 +238,40 @@ def test_latent_fit_scores_matches_decoding_in_reverse():
 def test_latent_fit_scores_errors(embedding, latents, blocks, latent_blocks, match):
     with pytest.raises(ValueError, match=match):
         metrics.latent_fit_scores(embedding, latents, blocks, latent_blocks)
+
+
+# --- distance_ratios ---------------------------------------------------------------------------------
+
+def test_distance_ratios_match_a_direct_computation():
+    import torch
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(101, 3)) * [1.0, 2.0, 0.5] + [5.0, -1.0, 0.0]
+    centre = np.array([np.median(z[:, k]) for k in range(3)])
+    distance = np.sqrt(((z - centre) ** 2).sum(axis=1))
+    expected = distance / sorted(distance)[50]
+    np.testing.assert_allclose(metrics.distance_ratios(z), expected, rtol=1e-12)
+    np.testing.assert_allclose(metrics.distance_ratios(torch.as_tensor(z, dtype=torch.float32)), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_dims", [1, 3, 6, 16])
+def test_a_gaussian_cloud_has_no_far_points_and_planted_ones_are_found(n_dims):
+    rng = np.random.default_rng(n_dims)
+    z = rng.normal(size=(8192, n_dims)) * rng.uniform(0.5, 2.0, size=n_dims)
+    assert metrics.distance_ratios(z).max() < 7
+    planted = [10, 11, 12, 4000, 8191]
+    z[planted] += 10 * np.abs(z).max()  # far beyond the rim, in every dimension
+    np.testing.assert_array_equal(np.flatnonzero(metrics.distance_ratios(z) > 20), planted)
+
+
+def test_distance_ratios_of_a_mostly_collapsed_embedding():
+    z = np.zeros((10, 2))
+    z[7] = [0.0, 1e-3]
+    ratios = metrics.distance_ratios(z)
+    assert ratios[7] == np.inf and np.all(np.delete(ratios, 7) == 0)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (5,), (2, 3, 4)])
+def test_distance_ratios_need_a_non_empty_matrix(shape):
+    with pytest.raises(ValueError, match=re.escape(f"embedding must be a non-empty (K, D) array; got shape {shape}")):
+        metrics.distance_ratios(np.zeros(shape))

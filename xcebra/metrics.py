@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 __all__ = ["attribution_auc", "block_auc", "gap", "expand_block_truth", "block_rms", "decoding_scores",
-           "latent_fit_scores"]
+           "latent_fit_scores", "distance_ratios"]
 
 
 def _as_truth(name: str, truth: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -222,3 +222,33 @@ def latent_fit_scores(embedding: Any, latents: Any, blocks, latent_blocks, *, n_
         scores[name] = {"own_linear_r2": own["linear_r2"], "own_knn_r2": own["knn_r2"],
                         "all_linear_r2": every["linear_r2"], "all_knn_r2": every["knn_r2"]}
     return scores
+
+
+def distance_ratios(embedding: Any) -> np.ndarray:
+    """Each point's euclidean distance from the embedding's coordinate-wise median, over the median such distance.
+
+    A look for time points that embed far from all the others (runs of them appear in unbounded
+    euclidean fits; see the decision log, "Fewer alarms").
+
+    Parameters
+    ----------
+    embedding : array or tensor of shape (K, D)
+        K embedded time points (e.g. ``model.transform(neural)``).
+
+    Returns
+    -------
+    ndarray of shape (K,), float64, dimensionless: about 1 for a typical point, a few units at the rim of
+    a compact embedding, tens or more for a point far from all the others. When more than half the
+    points coincide (median distance 0), points elsewhere get ``inf`` and coinciding ones 0.
+    """
+    if hasattr(embedding, "detach"):  # a torch tensor
+        embedding = embedding.detach().cpu().numpy()
+    z = np.asarray(embedding)
+    if z.ndim != 2 or z.shape[0] == 0:
+        raise ValueError(f"embedding must be a non-empty (K, D) array; got shape {z.shape}")
+    z = z.astype(np.float64)
+    distance = np.linalg.norm(z - np.median(z, axis=0), axis=1)
+    typical = float(np.median(distance))
+    if typical > 0:
+        return distance / typical
+    return np.where(distance > 0, np.inf, 0.0)
