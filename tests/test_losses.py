@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from xcebra.losses import Temperature, infonce, positive_rank
+from xcebra.losses import Temperature, _infonce_autograd, infonce
 
 
 def _loop_infonce(ref, pos, neg, similarity, tau):
@@ -95,43 +95,47 @@ def test_infonce_gradient_matches_float64_finite_differences():
     assert torch.autograd.gradcheck(lambda r, p, n: infonce(r, p, n, "cosine", 0.5), (ref, pos, neg))
 
 
-# --- Temperature --------------------------------------------------------------------------------
+@pytest.mark.parametrize("similarity", ["cosine", "euclidean"])
+@pytest.mark.parametrize("tau", [1.0, 0.3])
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_closed_form_backward_matches_autograd(similarity, tau, as_tensor):
+    """infonce's hand-written backward against autograd through the plain formulation (float64, B != M)."""
+    arrays = _batch(9, b=6, m=11, d=4, normalise=similarity == "cosine")
+    temperature = torch.tensor(tau, dtype=torch.float64) if as_tensor else tau
+    grads = []
+    for loss in (infonce, _infonce_autograd):
+        inputs = [torch.tensor(a, requires_grad=True) for a in arrays]
+        value = loss(*inputs, similarity, temperature)
+        value.backward()
+        grads.append((value.detach(), [x.grad for x in inputs]))
+    (fused, fused_grads), (plain, plain_grads) = grads
+    assert torch.equal(fused, plain)  # the same operations forward
+    for got, expected in zip(fused_grads, plain_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-14)
+
 
 @pytest.mark.parametrize("similarity", ["cosine", "euclidean"])
-def test_positive_rank_matches_explicit_loops(similarity):
-    rng = np.random.default_rng(4)
-    ref, pos, neg = (rng.normal(size=(n, 3)) for n in (6, 6, 9))
-    if similarity == "cosine":
-        ref, pos, neg = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (ref, pos, neg))
-
-    def score(a, b):
-        return a @ b if similarity == "cosine" else -np.sum((a - b) ** 2)
-
-    expected = [np.mean([score(r, n) > score(r, p) for n in neg]) for r, p in zip(ref, pos)]
-    got = positive_rank(*(torch.tensor(x, dtype=torch.float32) for x in (ref, pos, neg)), similarity)
-    np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)
+def test_infonce_value_is_bit_identical_to_the_plain_formulation_in_float32(similarity):
+    """The training dtype: the closed-form backward must not change the loss a fit logs."""
+    rng = np.random.default_rng(10)
+    ref, pos, neg = (torch.tensor(rng.normal(size=(512, 6)) * 3 + 1, dtype=torch.float32) for _ in range(3))
+    for tau in (1.0, 0.1, torch.tensor(0.7)):
+        assert torch.equal(infonce(ref, pos, neg, similarity, tau), _infonce_autograd(ref, pos, neg, similarity, tau))
 
 
-def test_positive_rank_hand_computed_and_ties():
-    ref = torch.tensor([[0.0, 0.0]])
-    pos = torch.tensor([[1.0, 0.0]])  # squared distance 1
-    neg = torch.tensor([[0.5, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 3.0]])  # 0.25 (above), 1 (tie), 4, 9
-    assert positive_rank(ref, pos, neg, "euclidean").item() == pytest.approx((1 + 0.5) / 4)
-    constant = torch.ones(5, 2)  # an embedding that maps everything to one point ties every pair: chance
-    assert positive_rank(constant, constant, constant, "euclidean").tolist() == [0.5] * 5
+@pytest.mark.parametrize("similarity", ["cosine", "euclidean"])
+def test_infonce_gradients_only_for_inputs_that_ask(similarity):
+    ref, pos, neg = (torch.tensor(a) for a in _batch(11, normalise=similarity == "cosine"))
+    ref.requires_grad_(True)
+    infonce(ref, pos, neg, similarity, 0.5).backward()
+    expected_ref = ref.detach().clone().requires_grad_(True)
+    _infonce_autograd(expected_ref, pos, neg, similarity, 0.5).backward()
+    torch.testing.assert_close(ref.grad, expected_ref.grad, rtol=1e-12, atol=1e-14)
+    assert pos.grad is None and neg.grad is None
+    assert torch.autograd.gradcheck(lambda n: infonce(ref.detach(), pos, n, similarity, 0.5), (neg.requires_grad_(True),))
 
 
-def test_positive_rank_ignores_the_euclidean_scale_where_the_loss_does_not():
-    rng = np.random.default_rng(8)
-    ref = torch.tensor(rng.normal(size=(64, 4)))
-    pos = ref + 0.6 * torch.tensor(rng.normal(size=(64, 4)))
-    neg = torch.tensor(rng.normal(size=(64, 4)))
-    ranks = [positive_rank(c * ref, c * pos, c * neg, "euclidean") for c in (1.0, 30.0)]
-    torch.testing.assert_close(ranks[0], ranks[1], rtol=0, atol=0)
-    assert 0 < ranks[0].mean() < 0.5
-    losses = [infonce(c * ref, c * pos, c * neg, "euclidean") for c in (1.0, 30.0)]
-    assert losses[1] > 10 * losses[0]  # the loss of the same pairs grows with the scale
-
+# --- Temperature --------------------------------------------------------------------------------
 
 def test_fixed_temperature_is_a_buffer():
     temperature = Temperature(0.5)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ import xcebra._files
 from xcebra import training
 from xcebra.losses import infonce
 from xcebra.objectives import Objective
-from xcebra.sampling import BatchSampler, Domain
+from xcebra.sampling import BatchSampler
 from xcebra.training import CHECKPOINT_NAME, DivergenceError, embed_indices
 
 
@@ -153,121 +152,6 @@ def test_embedding_std_logged_for_euclidean_dims_only(training_setup_factory, sm
 
 def test_cosine_fit_logs_no_embedding_std(training_setup_factory, small_recording):
     assert "embedding_std" not in _fit(training_setup_factory(*small_recording, max_steps=2))
-
-
-@pytest.mark.parametrize("std, n_dims, temperature, expected", [
-    (np.full(100, 2.0), 6, 1.0, 2 * 6 * 4.0),
-    (np.r_[np.full(95, 1.0), np.full(5, 10.0)], 3, 0.5, 2 * 3 * 100 / 0.5),  # the last 5% of steps decide
-    (np.r_[np.full(50, 1.0), np.full(50, 3.0)], 2, 2.0, 2 * 2 * 9 / 2.0),
-    (np.array([4.0]), 1, 1.0, 32.0),
-])
-def test_euclidean_spread(std, n_dims, temperature, expected):
-    assert training.euclidean_spread({"embedding_std": std}, n_dims, temperature) == pytest.approx(expected)
-
-
-def test_euclidean_spread_needs_the_log():
-    assert training.euclidean_spread({"loss": np.zeros(10)}, 4, 1.0) is None
-    assert training.euclidean_spread({"embedding_std": np.zeros(0)}, 4, 1.0) is None
-
-
-# --- outlying embedded points -------------------------------------------------------------------
-
-def test_distance_ratios_match_a_direct_computation():
-    rng = np.random.default_rng(0)
-    z = rng.normal(size=(101, 3)) * [1.0, 2.0, 0.5] + [5.0, -1.0, 0.0]
-    centre = np.array([np.median(z[:, k]) for k in range(3)])
-    distance = np.sqrt(((z - centre) ** 2).sum(axis=1))
-    expected = distance / sorted(distance)[50]
-    np.testing.assert_allclose(training.distance_ratios(z), expected, rtol=1e-12)
-    np.testing.assert_allclose(training.distance_ratios(torch.as_tensor(z, dtype=torch.float32)), expected, rtol=1e-5)
-
-
-@pytest.mark.parametrize("n_dims", [1, 3, 6, 16])
-def test_a_gaussian_cloud_has_no_outliers_and_planted_ones_are_found(n_dims):
-    rng = np.random.default_rng(n_dims)
-    z = rng.normal(size=(8192, n_dims)) * rng.uniform(0.5, 2.0, size=n_dims)
-    assert training.distance_ratios(z).max() < training.OUTLIER_FACTOR / 3
-    planted = [10, 11, 12, 4000, 8191]
-    z[planted] += 10 * np.abs(z).max()  # far beyond the rim, in every dimension
-    outlying = np.flatnonzero(training.distance_ratios(z) > training.OUTLIER_FACTOR)
-    np.testing.assert_array_equal(outlying, planted)
-
-
-def test_distance_ratios_of_a_mostly_collapsed_embedding():
-    z = np.zeros((10, 2))
-    z[7] = [0.0, 1e-3]
-    ratios = training.distance_ratios(z)
-    assert ratios[7] == np.inf and np.all(np.delete(ratios, 7) == 0)
-
-
-@pytest.mark.parametrize("shape", [(0, 3), (5,), (2, 3, 4)])
-def test_distance_ratios_need_a_non_empty_matrix(shape):
-    with pytest.raises(ValueError, match=re.escape(f"embedding must be a non-empty (K, D) array; got shape {shape}")):
-        training.distance_ratios(np.zeros(shape))
-
-
-@pytest.mark.parametrize("model, n_points", [("offset1", 50), ("offset5", 1000), ("offset10", 7)])
-def test_embed_evenly_spans_the_domain(model, n_points, embedder_factory, small_recording):
-    neural = torch.from_numpy(small_recording[0])
-    embedder = embedder_factory(model, n_neurons=6)
-    domain = Domain.for_window(len(neural), embedder.left, embedder.window - embedder.left)
-    embedder.train()
-    index, z = training.embed_evenly(embedder, neural, domain, n_points)
-    assert embedder.training  # restored
-    assert len(index) == min(n_points, domain.size) and z.shape == (len(index), 4) and not z.requires_grad
-    assert index[0] == domain.start and index[-1] == domain.stop - 1 and torch.all(index.diff() > 0)
-    if n_points < domain.size:  # evenly spaced: gaps differ by at most one time point
-        assert index.diff().max() - index.diff().min() <= 1
-    embedder.eval()
-    torch.testing.assert_close(z, embed_indices(embedder, neural, index).detach(), rtol=1e-5, atol=1e-6)
-
-
-def _falling(start, end, steps=200):
-    return np.linspace(start, end, steps)
-
-
-@pytest.mark.parametrize("log, chance, expected", [
-    # healthy: every objective falls (the regularizer and the total are not objectives)
-    ({"loss": _falling(6, 1), "loss/time": _falling(3, -1e6), "loss/behavior": _falling(3, 2),
-      "regularizer": _falling(0, 50)}, 6.24, {}),
-    # the collapsed Poisson fit of the benchmark: time loss ~2.8 at the start, 14.8 at the end
-    ({"loss/time": _falling(2.8, 14.8), "loss/behavior": _falling(3, 2)}, None, {"time": (2.8, 14.8)}),
-    # a rise within the tolerance (0.1 * max(1, |start|)) is step noise, one beyond it is not
-    ({"loss/a": _falling(0.5, 0.59), "loss/b": _falling(0.5, 0.61)}, None, {"b": (0.5, 0.61)}),
-    ({"loss/a": _falling(-20, -18.1), "loss/b": _falling(-20, -17.9)}, None, {"b": (-20, -17.9)}),
-    # flat at log(M): an embedding that maps everything to one vector, reported only when chance is given
-    ({"loss/time": np.full(120, np.log(128))}, np.log(128), {"time": (np.log(128), np.log(128))}),
-    ({"loss/time": np.full(120, np.log(128))}, None, {}),
-    ({"loss/time": _falling(np.log(128), np.log(128) - 0.05)}, np.log(128), {}),
-])
-def test_loss_increase(log, chance, expected):
-    # start and end are medians over the first and last 5% of steps, so take the expected values from there
-    found = training.loss_increase(log, chance=chance)
-    assert set(found) == set(expected)
-    for name, (start, end) in found.items():
-        values = log[f"loss/{name}"]
-        k = max(1, len(values) // 20)
-        assert start == pytest.approx(np.median(values[:k])) and end == pytest.approx(np.median(values[-k:]))
-        assert (end > start) == (expected[name][1] > expected[name][0])
-
-
-def test_loss_increase_uses_medians_not_single_steps():
-    values = np.full(200, 3.0)
-    values[-1] = 100.0  # one bad last step among the last 10 does not move their median
-    assert training.loss_increase({"loss/time": values}) == {}
-    values[-10:] = 100.0
-    assert training.loss_increase({"loss/time": values}) == {"time": (3.0, 100.0)}
-
-
-def test_loss_increase_does_not_judge_short_fits():
-    rising = {"loss/time": _falling(2.8, 14.8, steps=99)}
-    assert training.loss_increase(rising) == {}
-    assert set(training.loss_increase(rising, min_steps=99)) == {"time"}
-
-
-def test_loss_increase_rejects_a_bad_fraction():
-    with pytest.raises(ValueError, match="fraction must be in"):
-        training.loss_increase({"loss/time": np.zeros(10)}, fraction=0)
 
 
 def test_regularizer_not_computed_while_its_weight_is_zero(training_setup_factory, small_recording, monkeypatch):
@@ -422,3 +306,13 @@ def test_crash_while_writing_keeps_the_previous_checkpoint(training_setup_factor
     _, header = xcebra._files.read_tensors(tmp_path / CHECKPOINT_NAME, expected_format=training.CHECKPOINT_FORMAT)
     assert header["step"] == 2
 
+
+
+@pytest.mark.parametrize("name", ["LossIncreaseWarning", "EmbeddingOutlierWarning"])
+def test_retired_warnings_still_resolve_with_a_deprecation_warning(name):
+    with pytest.warns(DeprecationWarning, match=f"xcebra.training.{name} is no longer raised"):
+        first = getattr(training, name)
+    with pytest.warns(DeprecationWarning):
+        assert getattr(training, name) is first and issubclass(first, UserWarning)
+    with pytest.raises(AttributeError, match="has no attribute 'loss_increase'"):
+        training.loss_increase

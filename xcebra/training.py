@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +25,13 @@ from tqdm.auto import tqdm
 
 from ._files import read_tensors, write_tensors
 from .data import sliding_windows
-from .losses import Temperature, infonce, positive_rank
+from .diagnostics import SPREAD_LIMIT, EmbeddingGrowthWarning, euclidean_spread  # noqa: F401  (their old home)
+from .losses import Temperature, infonce
 from .objectives import Embedder
 from .regularizers import draw_projections, jacobian_penalty, ramp_weight
 from .sampling import BatchIndex, BatchSampler, Domain
 
-__all__ = ["LossHead", "TrainingPlan", "DivergenceError", "EmbeddingGrowthWarning", "LossIncreaseWarning",
-           "EmbeddingOutlierWarning", "fit", "embed_indices", "evaluate_losses", "evaluate_positive_ranks", "make_adam",
-           "euclidean_spread", "loss_increase", "distance_ratios", "embed_evenly"]
+__all__ = ["LossHead", "TrainingPlan", "DivergenceError", "fit", "embed_indices", "evaluate_losses", "make_adam"]
 
 logger = logging.getLogger("xcebra")
 CHECKPOINT_FORMAT = "xcebra-checkpoint"
@@ -58,171 +58,21 @@ class DivergenceError(FloatingPointError):
         return type(self), (self.args[0] if self.args else "", self.step, self.log)
 
 
-class EmbeddingGrowthWarning(UserWarning):
-    """A fit's euclidean embedding kept growing: its InfoNCE loss was falling by inflating the scale.
-
-    The euclidean InfoNCE is unbounded below: scaling an embedding in which positives are closer than
-    the nearest negatives by ``c`` multiplies the loss's distance terms by ``c**2``. Scores that do
-    not see scale (linear decoding, block AUC) can still look fine, but the objective then mostly
-    inflates the embedding, the loss values are no longer comparable across runs, and float32
-    precision of the distances degrades as they grow.
-    """
+#: retired warnings (issue #27, decision log "Fewer alarms"): reading them still works, with a DeprecationWarning
+_RETIRED_WARNINGS = ("LossIncreaseWarning", "EmbeddingOutlierWarning")
+_RETIRED_CLASSES: dict[str, type] = {}
 
 
-#: scaled spread (see :func:`euclidean_spread`) above which a fit warns: a healthy fit of the synthetic
-#: benchmark sits near 1e2, every inflating one measured at 1e5 or more
-SPREAD_LIMIT = 1e4
-
-
-def euclidean_spread(log: dict[str, np.ndarray], n_dims: int, temperature: float, fraction: float = 0.05) -> float | None:
-    """Typical squared distance between two embedded points, in units of the temperature, at the end of a fit.
-
-    ``2 * n_dims * median(log["embedding_std"][-k:])**2 / temperature`` with ``k = max(1, fraction * steps)``:
-    the expected ``|z_i - z_j|^2 / temperature`` of two independent points whose ``n_dims`` euclidean
-    coordinates each have the logged standard deviation. These are the InfoNCE logits; when they are in
-    the thousands the softmax over negatives is one-hot, and a loss still falling is falling by scale.
-
-    Parameters
-    ----------
-    log : a fit's log (``XCEBRA.log_``); uses ``log["embedding_std"]`` (steps,).
-    n_dims : number of euclidean embedding dimensions.
-    temperature : the largest temperature of the euclidean objectives (the most lenient reading).
-
-    Returns
-    -------
-    float, or None when the log has no ``embedding_std`` (no euclidean objective) or no steps.
-    """
-    std = np.asarray(log.get("embedding_std", ()), dtype=np.float64)
-    if len(std) == 0:
-        return None
-    k = max(1, int(fraction * len(std)))
-    return float(2 * n_dims * np.median(std[-k:]) ** 2 / temperature)
-
-
-class LossIncreaseWarning(UserWarning):
-    """An objective ended no better than where it started, or no better than a constant embedding.
-
-    A contrastive loss starts near its value for an untrained encoder and falls while the encoder learns.
-    One that ends higher was made worse by the fit: by a divergence, by a collapse (e.g. a euclidean
-    embedding that grew and then folded onto a few points), or by another objective whose loss falls by
-    inflating a shared euclidean embedding (see :class:`EmbeddingGrowthWarning`), which spreads this
-    objective's positives apart as well. One that ends at ``log(M)`` (M negatives), the InfoNCE of an
-    embedding that maps every time point to the same vector, learned nothing (e.g. a network whose units
-    all died after a too large step). No value needs to be NaN for either, and the warning says only that
-    the objective was not served; whether the embedding still decodes its label is for
-    :func:`xcebra.metrics.decoding_scores` to tell (``benchmarks/quality_synthetic.py`` reports both per fit).
-    For a euclidean objective :class:`xcebra.XCEBRA` warns only if, in addition, its positive rank on fixed
-    probe batches (:func:`xcebra.losses.positive_rank`) did not fall: a loss that rose with the embedding's
-    scale while the pairs separated is not a worse objective.
-    """
-
-
-#: an objective warns when its loss at the end exceeds the start by this fraction of max(1, |start|)
-LOSS_INCREASE_TOLERANCE = 0.1
-
-
-def loss_increase(log: dict[str, np.ndarray], fraction: float = 0.05, tolerance: float = LOSS_INCREASE_TOLERANCE,
-                  chance: float | None = None, min_steps: int = 100) -> dict[str, tuple[float, float]]:
-    """The objectives whose loss ended above where it started, or at the loss of a constant embedding.
-
-    Start and end are the medians of an objective's loss (``log["loss/<name>"]``) over the first and the last
-    ``k = max(1, fraction * steps)`` steps; an objective is reported when ``end > start + tolerance *
-    max(1, |start|)``, so that step-to-step noise of a short fit does not count, or, with ``chance`` given,
-    when ``end >= chance - 1e-3 * max(1, chance)``. Fits shorter than ``min_steps`` are not judged: an
-    encoder a few steps from its initialisation is still near chance by design (smoke tests, quick runs).
-
-    Parameters
-    ----------
-    log : a fit's log (``XCEBRA.log_``); uses every ``loss/<name>`` entry, each (steps,).
-    fraction : share of the steps the medians are taken over, in (0, 1].
-    tolerance : allowed rise, in units of ``max(1, |start|)``.
-    chance : the loss of an encoder that maps every time point to the same vector, ``log(M)`` for M
-        negatives (both similarities: every score is equal); None skips this test.
-    min_steps : fits with fewer logged steps are not judged (an empty result).
-
-    Returns
-    -------
-    dict of objective name -> (start, end), only for the objectives that rose; empty for a healthy fit.
-    """
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1]; got {fraction!r}")
-    risen = {}
-    for key, values in log.items():
-        if not key.startswith("loss/"):
-            continue
-        values = np.asarray(values, dtype=np.float64)
-        if len(values) < max(1, min_steps):
-            continue
-        k = max(1, int(fraction * len(values)))
-        start, end = float(np.median(values[:k])), float(np.median(values[-k:]))
-        if end > start + tolerance * max(1.0, abs(start)) or (
-                chance is not None and end >= chance - 1e-3 * max(1.0, chance)):
-            risen[key[len("loss/"):]] = (start, end)
-    return risen
-
-
-class EmbeddingOutlierWarning(UserWarning):
-    """A few time points embed far away from all the others, although the fit's losses fell.
-
-    Seen on euclidean fits whose scale is not bounded: 0.3-0.7% of the time points land hundreds to
-    thousands of times farther from the embedding's centre than the typical point while both InfoNCE
-    losses still fall. They come in runs of consecutive time points, which are each other's
-    time-contrastive positives: a run that moves away together stays close to its positives and far from
-    every negative, so the loss does not object. Nothing is NaN and the loss curves look healthy, but a
-    linear decoder fitted on such an embedding is pulled by those points and the attribution map's time
-    average is weighted towards them (``benchmarks/results/outlier_fits.md``: held-out R2 -20 to -75 and
-    ING block AUC 0.52-0.88, against R2 0.83-0.84 and AUC 0.92-0.98 for the same fits with
-    ``lipschitz=4.0``). :func:`distance_ratios` finds them; the warning's message lists remedies.
-    """
-
-
-#: a point is an outlier when its distance from the embedding's median exceeds this multiple of the median
-#: distance: on the synthetic benchmark (benchmarks/quality_synthetic.py prints the largest ratio per fit) fits
-#: that decode reach 1.7-19.1, the failed ones 337-2.7e3 (benchmarks/outlier_fits.py)
-OUTLIER_FACTOR = 20.0
-#: share of outlying points above which a fit warns (about 8 of the 8,192 evenly spaced probe points)
-OUTLIER_SHARE_LIMIT = 1e-3
-
-
-def distance_ratios(embedding: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Each point's euclidean distance from the embedding's coordinate-wise median, over the median such distance.
-
-    Parameters
-    ----------
-    embedding : (K, D) array or tensor of K embedded time points.
-
-    Returns
-    -------
-    (K,) float64 array, dimensionless: about 1 for a typical point, a few units at the rim of a compact
-    embedding, and ``>= OUTLIER_FACTOR`` for a point far from all the others. When more than half the
-    points coincide (median distance 0), points elsewhere get ``inf`` and coinciding ones 0.
-    """
-    z = embedding.detach().cpu().numpy() if isinstance(embedding, torch.Tensor) else np.asarray(embedding)
-    if z.ndim != 2 or z.shape[0] == 0:
-        raise ValueError(f"embedding must be a non-empty (K, D) array; got shape {z.shape}")
-    z = z.astype(np.float64)
-    distance = np.linalg.norm(z - np.median(z, axis=0), axis=1)
-    typical = float(np.median(distance))
-    if typical > 0:
-        return distance / typical
-    return np.where(distance > 0, np.inf, 0.0)
-
-
-def embed_evenly(embedder: Embedder, neural: torch.Tensor, domain: Domain,
-                 n_points: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embed up to ``n_points`` time points spaced evenly over ``domain`` of ``neural`` (T, N), without gradients.
-
-    Returns
-    -------
-    index : (K,) int64 tensor of the time points, K = min(n_points, domain.size).
-    embedding : (K, D) float32 tensor.
-    """
-    count = min(int(n_points), domain.size)
-    # count <= domain.size keeps the spacing >= 1, so the rounded points are distinct
-    index = torch.linspace(domain.start, domain.stop - 1, count).round().long()
-    with _inference(embedder):
-        z = embed_indices(embedder, neural, index.to(neural.device))
-    return index, z.float().cpu()
+def __getattr__(name: str):
+    if name in _RETIRED_WARNINGS:
+        warnings.warn(f"xcebra.training.{name} is no longer raised (fit's post-fit checks are "
+                      "xcebra.diagnostics.EmbeddingCollapseWarning and EmbeddingGrowthWarning); it will be removed",
+                      DeprecationWarning, stacklevel=2)
+        if name not in _RETIRED_CLASSES:
+            _RETIRED_CLASSES[name] = type(name, (UserWarning,), {"__doc__": "Retired: never raised.",
+                                                                 "__module__": __name__})
+        return _RETIRED_CLASSES[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -270,9 +120,11 @@ def embed_indices(embedder: Embedder, neural: torch.Tensor, index: torch.Tensor,
     if mode == "sequence":
         x = sequence if sequence is not None else neural.T.contiguous()[None]
         z = embedder(x, precision)[0]
-        return z[index - left]
-    windows = sliding_windows(neural, window)[unique - left]
-    return embedder(windows, precision)[:, 0][inverse]
+        return z.index_select(0, index - left)
+    # index_select rather than advanced indexing: the same rows, several times faster forward and backward for
+    # a batch of a few thousand (the gathers were ~2% of a step of the small synthetic setting)
+    windows = sliding_windows(neural, window).index_select(0, unique - left)
+    return embedder(windows, precision)[:, 0].index_select(0, inverse)
 
 
 def _losses(heads: Sequence[LossHead], z_ref, z_neg, z_pos) -> list[torch.Tensor]:
@@ -285,15 +137,6 @@ def evaluate_losses(embedder: Embedder, heads: Sequence[LossHead], sampler: Batc
     """Each head's InfoNCE loss averaged over ``n_batches`` batches of ``sampler`` on ``neural`` (no gradients)."""
     return _evaluate(embedder, heads, sampler, neural, n_batches,
                      lambda z_ref, z_neg, z_pos: _losses(heads, z_ref, z_neg, z_pos))
-
-
-def evaluate_positive_ranks(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler,
-                            neural: torch.Tensor, n_batches: int) -> list[float]:
-    """Each head's mean :func:`xcebra.losses.positive_rank` over ``n_batches`` batches of ``sampler`` (no gradients):
-    the share of negatives scored above the positive, 0.5 at chance, free of temperature and scale."""
-    return _evaluate(embedder, heads, sampler, neural, n_batches, lambda z_ref, z_neg, z_pos: [
-        positive_rank(z_ref[:, h.dims], zp[:, h.dims], z_neg[:, h.dims], h.similarity).mean()
-        for h, zp in zip(heads, z_pos)])
 
 
 def _evaluate(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, neural: torch.Tensor,
@@ -497,7 +340,7 @@ class _Shard:
         mask = self._owned(reference) == self.group.rank
         if not bool(mask.any()):
             return windows.new_zeros(())
-        reg_windows = windows[reference[mask] - self.left].clone().requires_grad_(True)
+        reg_windows = windows.index_select(0, reference[mask] - self.left).requires_grad_(True)
         reg_out = embedder(reg_windows, plan.precision)[:, 0]
         return jacobian_penalty(reg_out, reg_windows, row_weights=coverage, n_projections=plan.regularizer_projections,
                                 exact=plan.regularizer_exact, denominator=n,
@@ -543,7 +386,10 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
     euclidean_dims = None
     if euclidean:
         log["embedding_std"] = []
-        euclidean_dims = torch.tensor(euclidean, device=neural.device)
+        # a slice where the dims are contiguous (they usually are): a view, not a gather, each step
+        contiguous = euclidean == list(range(euclidean[0], euclidean[-1] + 1))
+        euclidean_dims = slice(euclidean[0], euclidean[-1] + 1) if contiguous else torch.tensor(
+            euclidean, device=neural.device)
     for h in heads:
         log[f"loss/{h.name}"] = []
         if h.temperature.learnable:
@@ -564,6 +410,8 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
     windows = sliding_windows(neural, embedder.window)
     left = embedder.left
     reg_size = sampler.batch_size if plan.regularizer_batch_size is None else min(plan.regularizer_batch_size, sampler.batch_size)
+    # the regularizer's row weights as a tensor once, not converted from the sequence at every step
+    coverage = torch.as_tensor(coverage, dtype=torch.float32, device=neural.device)
     # the weights before the current step, restored if an update turns any of them non-finite
     last_good = [p.detach().clone() for p in parameters]
     embedder.train()
@@ -594,7 +442,8 @@ def fit(embedder: Embedder, heads: Sequence[LossHead], sampler: BatchSampler, ne
                 else:
                     regularizer = total.new_zeros(())
             elif weight > 0:
-                reg_windows = windows[batch.reference[:reg_size] - left].clone().requires_grad_(True)
+                # index_select copies: the leaf the regularizer differentiates by is not a view of the data
+                reg_windows = windows.index_select(0, batch.reference[:reg_size] - left).requires_grad_(True)
                 reg_out = embedder(reg_windows, plan.precision)[:, 0]
                 regularizer = jacobian_penalty(reg_out, reg_windows, row_weights=coverage,
                                                n_projections=plan.regularizer_projections,
