@@ -25,10 +25,18 @@ make DDP's averaging wrong by a factor anyway.
 
 gloo on CPU, nccl on CUDA (each rank on ``cuda:LOCAL_RANK``). Only rank 0 shows progress bars,
 writes checkpoints and saves models.
+
+Teardown: a group that ``fit`` created (torchrun, srun) is destroyed at interpreter exit, by an
+``atexit`` handler; a group the user created is the user's to destroy (``dist.destroy_process_group()``
+on every rank, before the process ends). Either way the group must really be freed while Python is
+still running: a gloo worker thread that outlives the interpreter's shutdown aborts the process
+(SIGABRT) when it releases the last tensor of a collective. See the import of
+``torch.distributed.nn.functional`` below for what used to keep the group alive.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from dataclasses import dataclass
@@ -41,6 +49,15 @@ import torch.distributed as dist
 __all__ = ["ProcessGroup", "current_group", "is_rank_zero", "gather_rows", "all_reduce_gradients"]
 
 logger = logging.getLogger("xcebra")
+
+if dist.is_available():
+    # torch.distributed.nn.functional binds ``group.WORLD`` as a default argument of its functions when
+    # it is first imported, and torch imports it lazily (torch._dynamo, on the first optimiser). Imported
+    # while a process group exists, those defaults keep the group alive after destroy_process_group(): its
+    # gloo threads then run into interpreter shutdown, where one that releases a collective's tensor takes
+    # the GIL and aborts the process (SIGABRT in ~AsyncAllgatherWork -> decref_pyobject -> take_gil).
+    # Imported here, before any group exists, the defaults are None.
+    import torch.distributed.nn.functional  # noqa: F401
 
 _TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -71,6 +88,18 @@ def _initialize(device_type: str) -> None:
     dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
                             timeout=timedelta(minutes=30))
     logger.info("xcebra: joined a %s process group as rank %d of %d", backend, rank, world)
+    # the group is ours, so we leave it: at exit, while the interpreter can still run the backend's
+    # threads to their end (left to interpreter shutdown, gloo aborts the process). Unregistered first
+    # so that a group joined again after a destroy_process_group() does not add a second handler.
+    atexit.unregister(_leave_group)
+    atexit.register(_leave_group)
+
+
+def _leave_group() -> None:
+    """Destroy the default process group, if one is left (an ``atexit`` handler: no barrier, since a
+    rank that failed must not wait for the others)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @dataclass(frozen=True)
