@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 THREADS ?= 2
 
-.PHONY: demo demo-quick test test-all bench bench-scale bench-env browser clean
+.PHONY: demo demo-quick test test-all docs docs-quick test-docs bench bench-scale bench-env browser clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(VENV)/.torch:
 
 $(VENV)/.installed-test: $(VENV)/.torch pyproject.toml
 	$(PIP) install --quiet -e ".[test,all]"
+	touch $@
+
+$(VENV)/.installed-docs: $(VENV)/.torch pyproject.toml
+	$(PIP) install --quiet -e ".[test,all,docs]"
 	touch $@
 
 $(VENV)/.installed-demo: $(VENV)/.torch pyproject.toml
@@ -44,8 +48,22 @@ test: $(VENV)/.installed-test browser
 test-all: $(VENV)/.installed-test browser
 	$(PY) -m pytest -q -m "slow or not slow"
 
+# The documentation site (Sphinx) -> docs/_build/html; warnings are errors. `docs` executes the gallery's
+# examples with their full fits; `docs-quick` with shorter ones (XCEBRA_DOCS_QUICK=1), as CI does.
+SPHINX := $(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+docs: $(VENV)/.installed-docs
+	OMP_NUM_THREADS=$(THREADS) $(SPHINX)
+
+docs-quick: $(VENV)/.installed-docs
+	XCEBRA_DOCS_QUICK=1 OMP_NUM_THREADS=$(THREADS) $(SPHINX)
+
+# Opens the built site in headless Chromium (fails if the site has not been built; skips without Chromium).
+test-docs: $(VENV)/.installed-docs browser
+	XCEBRA_DOCS_BUILT=1 $(PY) -m pytest -q tests/test_docs.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache docs/_build docs/generated docs/auto_examples
 
 # A separate environment with the reference package, used only by benchmarks that compare against it.
 BENCH_VENV ?= .venv-bench

@@ -20,10 +20,10 @@ hypothesis that is scored is stated per block:
 
 The seed scored one pooled per-entry AUC over all 14 rows with the hypothesis "behaviour <- grid,
 place; time <- head-direction, speed". Ten of those 14 rows belong to the time block, where that
-hypothesis is false, and per-entry scores also depend on the basis learned within a block (see
-DESIGN.md). That is why the seed's AUCs were low. The demo reports this seed-style pooled AUC too,
-labelled as such, next to the per-block numbers, with a table and a figure of the mean attribution
-per cell type in each block.
+hypothesis is false, and per-entry scores also depend on the basis learned within a block (docs:
+background, "Identifiable per block"). That is why the seed's AUCs were low. The demo reports this
+seed-style pooled AUC too, labelled as such, next to the per-block numbers, with a table and a
+figure of the mean attribution per cell type in each block.
 
 Example
 -------
@@ -192,10 +192,9 @@ def training_precision(requested: str) -> str:
     natively (AVX512-BF16 or AMX, as oneDNN reports), ``"fp32"`` otherwise and whenever CUDA is used.
 
     Why: a seed-configuration step with the regularizer takes 0.20 s in bf16 against 0.44 s in fp32 on a
-    2-core CPU with AMX (``benchmarks/results/speed.md``; 478 s against 758 s for the whole fit on one with
-    AVX512-BF16 only), with the same decoding and hypothesis scores (``benchmarks/results/ratinabox_bf16/``
-    against ``benchmarks/results/ratinabox_side_by_side.md``); on CPUs without bf16 units autocast
-    emulates it and is slower.
+    2-core CPU with AMX (docs: results, "Speed"; 478 s against 758 s for the whole fit on one with
+    AVX512-BF16 only), with the same decoding and hypothesis scores within 0.002 (docs: results, "The seed
+    demo on RatInABox data"); on CPUs without bf16 units autocast emulates it and is slower.
     """
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(repr(p) for p in PRECISIONS)}; got {requested!r}")

@@ -156,8 +156,8 @@ class XCEBRA(BaseEstimator):
         regularizer's included. ``"bf16"`` runs them under ``torch.autocast`` in bfloat16 (weights,
         optimiser state, losses and block normalisation stay in float32; convolutions run as bfloat16
         matrix products), 2.2-2.3x faster per step than fp32 on the seed configuration on a CPU with AMX
-        units (``benchmarks/results/speed.md``); see ``benchmarks/results/quality_synthetic.md`` and
-        ``benchmarks/results/ratinabox_bf16/`` for its effect on quality. ``transform`` and
+        units (docs: results, "Speed"); for its effect on quality see docs: results, "Quality on synthetic
+        data with known ground truth" and "The seed demo on RatInABox data". ``transform`` and
         ``attribution_map`` always compute in float32 (Jacobians and pseudo-inverses in float32/float64).
     lipschitz : "auto", float or None, default "auto"
         Bound the encoder's Lipschitz constant: every linear and convolution weight is spectrally

@@ -7,7 +7,7 @@ a boolean ground-truth map for the embedding layout of a fitted model (:func:`hy
 scores an attribution map against it (:func:`test_hypothesis`).
 
 Scores are computed per block of the embedding, because contrastive learning identifies each block
-only up to an invertible linear map (see DESIGN.md): the block-level AUC uses
+only up to an invertible linear map (docs: background, "Identifiable per block"): the block-level AUC uses
 ``amap.block_values`` (RMS over the rows of each block) and is the number to decide on; the
 per-entry AUC over ``amap.values`` is reported for comparison with the original xCEBRA notebook.
 Blocks that the hypothesis does not mention are not scored.

@@ -3,7 +3,7 @@
 Nothing here schedules work itself: every function hands tasks to a ``distributed.Client``. Without
 one, a local cluster of single-threaded worker processes (one per core, bound to 127.0.0.1, no
 dashboard) is started for the call and closed after it. For a SLURM cluster create the client from
-``dask_jobqueue.SLURMCluster`` and pass it (see the README, "Scaling out"); data given as file paths
+``dask_jobqueue.SLURMCluster`` and pass it (docs: how-to, "Scale out"); data given as file paths
 is then read by the workers, so the paths must be visible from the compute nodes.
 
 - :func:`fit_many`: one fit of a clone of an estimator per data set, each a Dask task; failed tasks

@@ -12,7 +12,7 @@ layout is stable from run to run. Each group is marked by a coloured strip and i
 
 Attribution scores are compared within a block of the embedding, not across blocks: contrastive
 learning identifies each block only up to an invertible linear map and blocks of different widths
-live on different scales (see DESIGN.md). The block-level figures say so.
+live on different scales (docs: background, "Identifiable per block"). The block-level figures say so.
 
 Example
 -------

@@ -120,7 +120,14 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
         :class:`xcebra.XCEBRA` with each dimension seen by one objective) and
         ``"total"`` (MSE + weight * penalty, what was minimised).
     target_mean_, target_scale_ : ndarray (d_target,), the standardisation of the target.
-    n_features_in_ : int; n_outputs_ : int (target columns); output_dim_ : int; random_state_ : int.
+    n_features_in_ : int
+        Number of neurons seen in fit.
+    n_outputs_ : int
+        Number of target columns.
+    output_dim_ : int
+        Embedding dimensions.
+    random_state_ : int
+        The seed actually used.
 
     Examples
     --------
