@@ -11,11 +11,16 @@ design choices measured against their straightforward alternatives.
    dimension over the whole batch (what `attribution.jacobian.window_jacobian` does).
 3. Operator tables (torch.profiler) of a seed-configuration step with the regularizer and of a step of
    the small synthetic setting (offset1 MLP, batch 512).
+4. A whole fit of the small synthetic setting (600 steps) broken down: set-up inside ``XCEBRA.fit``,
+   each part of a step, and the work after training, for the bounds the estimator offers
+   (``--breakdown-only`` runs just this part).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -43,14 +48,127 @@ def timed(fn, repeats: int = 3) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+class _PhaseTimers:
+    """Wall seconds spent in named functions, patched in for the duration of a ``with`` block.
+
+    ``targets`` maps a phase name to ``(owner, attribute)``; a call made while another timed call is running
+    counts for the outer one (the encoder's forward inside ``embed_indices`` is part of "embed").
+    """
+
+    def __init__(self, targets: dict[str, tuple[object, str]]):
+        self.targets = targets
+        self.seconds = dict.fromkeys(targets, 0.0)
+        self.calls = dict.fromkeys(targets, 0)
+        self._depth = 0
+        self._stack = contextlib.ExitStack()
+
+    def _wrap(self, name: str, fn):
+        def timed(*args, **kwargs):
+            if self._depth:
+                return fn(*args, **kwargs)
+            self._depth += 1
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[name] += time.perf_counter() - start
+                self.calls[name] += 1
+                self._depth -= 1
+        return timed
+
+    def __enter__(self) -> "_PhaseTimers":
+        for name, (owner, attribute) in self.targets.items():
+            original = getattr(owner, attribute)
+            setattr(owner, attribute, self._wrap(name, original))
+            self._stack.callback(setattr, owner, attribute, original)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+
+def fit_breakdown(model, data: dict) -> dict:
+    """Seconds of one ``model.fit`` by part: set-up, the parts of the steps (summed over steps), post-fit.
+
+    Set-up is ``XCEBRA.fit`` up to the training loop (validation, encoder, sampler with its k-d tree, data
+    to a tensor); post-fit is what ``XCEBRA.fit`` does after the loop. The step parts are wall seconds
+    of: drawing the batch, the contrastive forward (``embed_indices``: gathering the distinct windows and
+    the encoder), the InfoNCE losses, the regularizer's forward and its vector-Jacobian product, the one
+    backward pass (contrastive and regularizer gradients), Adam, and the rest of the loop ("bookkeeping":
+    gradient norm, finiteness checks, the copy of the last good weights, the log's ``tolist``).
+    """
+    from xcebra import estimator, sampling, training
+    from xcebra.objectives import Embedder
+
+    marks = {}
+    train = estimator._train
+
+    def marked_train(*args, **kwargs):
+        marks["train_start"] = time.perf_counter()
+        try:
+            return train(*args, **kwargs)
+        finally:
+            marks["train_end"] = time.perf_counter()
+
+    timers = _PhaseTimers({
+        "sample": (sampling.BatchSampler, "sample"),
+        "embed (gather + forward)": (training, "embed_indices"),
+        "losses": (training, "_losses"),
+        "regularizer forward": (Embedder, "forward"),  # what embed_indices did not already count
+        "regularizer vector-Jacobian product": (training, "jacobian_penalty"),
+        "backward": (torch.Tensor, "backward"),
+        "Adam": (torch.optim.Adam, "step"),
+    })
+    estimator._train = marked_train
+    try:
+        with timers:
+            start = time.perf_counter()
+            model.fit(data["neural"], position=data["position"])
+            end = time.perf_counter()
+    finally:
+        estimator._train = train
+    steps = float(model.log_["seconds"].sum())
+    parts = {"set-up in XCEBRA.fit": marks["train_start"] - start,
+             "training.fit outside the timed steps": (marks["train_end"] - marks["train_start"]) - steps}
+    parts.update(timers.seconds)
+    parts["bookkeeping (rest of the steps)"] = steps - sum(timers.seconds.values())
+    parts["post-fit in XCEBRA.fit"] = end - marks["train_end"]
+    return {"total": end - start, "steps": len(model.log_["seconds"]), "median_step": float(np.median(model.log_["seconds"])),
+            "parts": parts, "lipschitz": getattr(model, "lipschitz_", model.lipschitz),
+            "output_clip": getattr(model, "output_clip_", model.output_clip)}
+
+
+def print_breakdowns(steps: int) -> None:
+    """Section 4: the whole fit of the small synthetic setting at each bound, one column per bound."""
+    data = ref.make_synthetic_data()
+    speed.synthetic_model(max_steps=5).fit(data["neural"], position=data["position"])  # warm-up (allocator, MKL)
+    bounds = {"defaults": {}, "lipschitz=None": dict(lipschitz=None), "lipschitz=4.0": dict(lipschitz=4.0),
+              "output_clip=5.0": dict(lipschitz=None, output_clip=5.0)}
+    results = {name: fit_breakdown(speed.synthetic_model(max_steps=steps, **kw), data) for name, kw in bounds.items()}
+    default = results["defaults"]
+    print(f"## 4. A whole {steps}-step fit of the small synthetic setting, by part (wall seconds)\n")
+    print(f"Load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}. \"defaults\" resolved to "
+          f"lipschitz={default['lipschitz']}, output_clip={default['output_clip']}.\n")
+    print("| part | " + " | ".join(results) + " |\n|---|" + "---|" * len(results))
+    for part in default["parts"]:
+        print(f"| {part} | " + " | ".join(f"{r['parts'][part]:.2f}" for r in results.values()) + " |")
+    print("| **whole fit** | " + " | ".join(f"**{r['total']:.2f}**" for r in results.values()) + " |")
+    print("| median step (ms) | " + " | ".join(f"{1e3 * r['median_step']:.1f}" for r in results.values()) + " |\n")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--synthetic-steps", type=int, default=600, help="steps of the fit broken down in section 4")
+    parser.add_argument("--breakdown-only", action="store_true", help="only section 4")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print("# Where the time goes\n")
     print(f"`python benchmarks/profile_step.py --threads {args.threads}` on {ref.cpu_model()}; "
-          f"load average before: {' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}.\n")
+          f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}.\n")
+    if args.breakdown_only:
+        print_breakdowns(args.synthetic_steps)
+        return
 
     data = ref.make_seed_data()
     neural = torch.from_numpy(data["neural"])
@@ -115,6 +233,7 @@ def main(argv=None) -> None:
         print("```")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=40))
         print("```\n")
+    print_breakdowns(args.synthetic_steps)
 
 
 if __name__ == "__main__":

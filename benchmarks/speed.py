@@ -2,6 +2,8 @@
 
     make bench                        # = python benchmarks/speed.py --out benchmarks/results
     python benchmarks/speed.py --no-reference --no-scaling    # our side only, quick
+    python benchmarks/speed.py --bounds none,lipschitz4,clip5 --repeats 2 --out /tmp/bounds
+        # only the small synthetic setting (600 steps) at each bound, round-robin with the reference
 
 Measured in one run (2 threads unless --threads):
   * the machine's dense matmul throughput (fp32 and bf16, 2048 x 2048), to state results as a
@@ -12,12 +14,14 @@ Measured in one run (2 threads unless --threads):
     (Jacobian + ING over all time points) and the map from 2,000 sampled time points: seconds and peak
     memory;
   * the paper's small synthetic setting (T=12,000 x N=40, offset1 MLP of the reference's width,
-    batch 512, euclidean loss, regularizer 0.01): the whole 2,000-step fit;
+    batch 512, euclidean loss, regularizer 0.01): the whole fit (``XCEBRA.fit``, set-up and post-fit
+    included) of 600 and of 2,000 steps, xcebra at the estimator's default bound on the embedding
+    (neither ``lipschitz`` nor ``output_clip`` is passed; the bound the fit resolved is reported);
   * the reference package (cebra 0.6.1) on the same data and settings, when `make bench-env` has
     created .venv-bench (run as a subprocess: benchmarks/reference_cebra.py);
   * a scaling table: time per step and per attribution map as T, N and the batch grow (--scaling).
 
-Writes benchmarks/results/speed.{md,json} and speed_scaling.png.
+Writes benchmarks/results/speed.{md,json} and speed_scaling.png (with --bounds: speed_bounds.{md,json}).
 """
 
 from __future__ import annotations
@@ -84,6 +88,25 @@ def synthetic_model(**overrides) -> xcebra.XCEBRA:
         device=DEVICE)
     params.update(overrides)
     return xcebra.XCEBRA(**params)
+
+
+#: bounds on the embedding that ``--bounds`` compares, by name: estimator parameters ({}: the estimator's default)
+BOUNDS = {"default": {}, "none": dict(lipschitz=None), "lipschitz4": dict(lipschitz=4.0),
+          "clip5": dict(lipschitz=None, output_clip=5.0)}
+
+
+def synthetic_fit(data: dict, steps: int, **overrides) -> dict:
+    """Time one whole ``fit`` of the small synthetic setting; no overrides: the estimator's default bound."""
+    model = synthetic_model(max_steps=steps, **overrides)
+    start = time.perf_counter()
+    model.fit(data["neural"], position=data["position"])
+    seconds = time.perf_counter() - start
+    # the bound the default resolved to ("auto" -> lipschitz_); older estimators have only the parameters
+    bound = {name: getattr(model, f"{name}_", getattr(model, name)) for name in ("lipschitz", "output_clip")}
+    print(f"synthetic: {steps} steps in {seconds:.1f} s (lipschitz={bound['lipschitz']}, "
+          f"output_clip={bound['output_clip']})", file=sys.stderr)
+    return {"steps": steps, "fit_seconds": seconds, "median_step_seconds": float(np.median(model.log_["seconds"])),
+            **bound}
 
 
 def step_seconds(model: xcebra.XCEBRA, data: dict, steps: int, warmup: int = 2) -> list[float]:
@@ -162,7 +185,7 @@ def run_reference(setting: str, data_path: Path, threads: int, steps: int | None
     if not REFERENCE_PYTHON.exists():
         print("reference: .venv-bench not found (run `make bench-env`); skipping", file=sys.stderr)
         return None
-    out = data_path.with_suffix(f".{setting}.json")
+    out = data_path.with_suffix(f".{setting}{'' if steps is None else f'-{steps}'}.json")
     command = [str(REFERENCE_PYTHON), str(HERE / "reference_cebra.py"), "--data", str(data_path), "--setting", setting,
                "--out", str(out), "--threads", str(threads), "--no-progress"]
     if steps is not None:
@@ -213,14 +236,73 @@ def plot_scaling(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def bounds_side_by_side(args) -> None:
+    """The small synthetic setting's whole fit at each bound of ``--bounds``, next to the reference.
+
+    Round-robin ``--repeats`` times (every bound, then the reference, then again), so that a machine whose
+    load drifts weighs on all of them alike; medians are reported, with every value and the load average.
+    Writes speed_bounds.{json,md} in --out.
+    """
+    names = args.bounds.split(",")
+    unknown = sorted(set(names) - set(BOUNDS))
+    if unknown:
+        raise SystemExit(f"--bounds: unknown {unknown}; choose from {sorted(BOUNDS)}")
+    data = ref.make_synthetic_data()
+    synthetic_model(max_steps=5).fit(data["neural"], position=data["position"])  # warm-up: allocator, MKL
+    runs = {name: [] for name in names}
+    reference = []
+    load = {"before": os.getloadavg()}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "synthetic.npz"
+        np.savez(path, **data)
+        for _ in range(args.repeats):
+            for name in names:
+                runs[name].append(synthetic_fit(data, args.synthetic_short_steps, **BOUNDS[name]))
+            if not args.no_reference:
+                reference.append(run_reference("synthetic", path, args.threads, args.synthetic_short_steps))
+    load["after"] = os.getloadavg()
+    result = {"machine": {"cpu": ref.cpu_model(), "threads": args.threads, "torch": torch.__version__,
+                          "xcebra": xcebra.__version__, "load_average": load},
+              "steps": args.synthetic_short_steps, "xcebra": runs, "reference": [r["fit_seconds"] for r in reference if r]}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed_bounds.json").write_text(json.dumps(result, indent=2, default=float))
+    (args.out / "speed_bounds.md").write_text(render_bounds(result))
+    print((args.out / "speed_bounds.md").read_text())
+
+
+def render_bounds(result: dict) -> str:
+    m, steps = result["machine"], result["steps"]
+    theirs = statistics.median(result["reference"]) if result["reference"] else None
+    lines = [f"# Small synthetic setting: whole {steps:,}-step fit by bound on the embedding", "",
+             f"`python benchmarks/speed.py --bounds ...` on {m['cpu']}, {m['threads']} threads, torch {m['torch']}; "
+             f"load average {' / '.join(f'{x:.1f}' for x in m['load_average']['before'])} before and "
+             f"{' / '.join(f'{x:.1f}' for x in m['load_average']['after'])} after. Medians of "
+             f"{len(next(iter(result['xcebra'].values())))} round-robin runs; every run in brackets.", "",
+             "| xcebra bound | lipschitz | output_clip | xcebra (s) | cebra 0.6.1 (s) | speed-up |", "|---|---|---|---|---|---|"]
+    reference_text = (f"{theirs:.1f} [{', '.join(f'{x:.1f}' for x in result['reference'])}]" if theirs else "not measured")
+    for name, fits in result["xcebra"].items():
+        seconds = [f["fit_seconds"] for f in fits]
+        ours = statistics.median(seconds)
+        lines.append(f"| {name} | {fits[0]['lipschitz']} | {fits[0]['output_clip']} | {ours:.1f} "
+                     f"[{', '.join(f'{x:.1f}' for x in seconds)}] | {reference_text} | "
+                     + (f"**{theirs / ours:.1f}x** |" if theirs else " |"))
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (the reference side always runs on the CPU)")
     parser.add_argument("--steps", type=int, default=10, help="measured steps per setting (after 2 warm-up steps)")
     parser.add_argument("--synthetic-steps", type=int, default=2000)
+    parser.add_argument("--synthetic-short-steps", type=int, default=600,
+                        help="steps of the second, shorter fit of the small synthetic setting (both sides)")
     parser.add_argument("--reference-steps", type=int, default=None, help="measured steps on the reference side")
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--bounds", metavar="NAMES",
+                        help="only the small synthetic setting (--synthetic-short-steps steps) at each of these bounds, "
+                             f"comma-separated from {', '.join(BOUNDS)}, next to the reference; writes speed_bounds.md")
+    parser.add_argument("--repeats", type=int, default=1, help="--bounds: round-robin repetitions")
     parser.add_argument("--no-scaling", action="store_true")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--attribution-memory", nargs=2, metavar=("MODEL", "NEURAL_NPY"), help=argparse.SUPPRESS)
@@ -236,6 +318,9 @@ def main(argv=None) -> None:
         return
     global DEVICE
     DEVICE = args.device
+    if args.bounds:
+        bounds_side_by_side(args)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"machine": {"cpu": ref.cpu_model(), "device": args.device, "threads": args.threads, "torch": torch.__version__,
                           "xcebra": xcebra.__version__, "python": platform.python_version(),
@@ -270,13 +355,9 @@ def main(argv=None) -> None:
     result["seed"] = seed
 
     syn_data = ref.make_synthetic_data()
-    model = synthetic_model(max_steps=args.synthetic_steps)
-    start = time.perf_counter()
-    model.fit(syn_data["neural"], position=syn_data["position"])
-    total = time.perf_counter() - start
-    result["synthetic"] = {"steps": args.synthetic_steps, "fit_seconds": total,
-                           "step_flops": step_flops(synthetic_model(), syn_data)}
-    print(f"synthetic: {args.synthetic_steps} steps in {total:.1f} s", file=sys.stderr)
+    result["synthetic_short"] = synthetic_fit(syn_data, args.synthetic_short_steps)
+    result["synthetic"] = synthetic_fit(syn_data, args.synthetic_steps)
+    result["synthetic"]["step_flops"] = step_flops(synthetic_model(), syn_data)
 
     if not args.no_reference:
         with tempfile.TemporaryDirectory() as tmp:
@@ -284,13 +365,28 @@ def main(argv=None) -> None:
             np.savez(seed_path, **seed_data)
             np.savez(syn_path, **syn_data)
             result["reference_seed"] = run_reference("seed", seed_path, args.threads, args.reference_steps)
-            result["reference_synthetic"] = run_reference("synthetic", syn_path, args.threads, None)
+            result["reference_synthetic"] = run_reference("synthetic", syn_path, args.threads, args.synthetic_steps)
+            result["reference_synthetic_short"] = run_reference("synthetic", syn_path, args.threads,
+                                                                args.synthetic_short_steps)
     if not args.no_scaling:
         result["scaling"] = scaling(args.threads, steps=3)
         plot_scaling(result["scaling"], args.out / "speed_scaling.png")
     (args.out / "speed.json").write_text(json.dumps(result, indent=2, default=float))
     (args.out / "speed.md").write_text(render_markdown(result, args))
     print((args.out / "speed.md").read_text())
+
+
+def _bound_sentence(synthetic: dict) -> str:
+    """Which bound on the embedding the small synthetic rows' xcebra fits used (the estimator's default)."""
+    if "lipschitz" not in synthetic:  # a speed.json from before the bound was recorded
+        return "The small synthetic rows ran xcebra at the estimator's defaults (bound not recorded)."
+    lipschitz, clip = synthetic["lipschitz"], synthetic["output_clip"]
+    parts = ([f"lipschitz={lipschitz:g} (every weight spectrally normalised, output scaled by {lipschitz:g})"]
+             if lipschitz is not None else []) + ([f"output_clip={clip:g} (hard clip of every output)"]
+                                                  if clip is not None else [])
+    bound = " and ".join(parts) if parts else "no bound (lipschitz=None, output_clip=None)"
+    return (f"The small synthetic rows ran xcebra at the estimator's default bound on the embedding: {bound}; "
+            "the reference runs its offset1-model-mse, which has none.")
 
 
 def render_markdown(result: dict, args=None) -> str:
@@ -328,9 +424,13 @@ def render_markdown(result: dict, args=None) -> str:
     lines.append(f"| seed config: attribution peak memory (exact map; peak RSS increase, ours in a fresh process) | "
                  f"{ours / 1e9:.2f} GB | "
                  + (f"{mem / 1e9:.2f} GB | {mem / max(ours, 1):.1f}x less |" if mem else "not measured | |"))
+    short = result.get("synthetic_short")
+    if short:
+        row(f"small synthetic setting: whole {short['steps']:,}-step fit", short["fit_seconds"],
+            (result.get("reference_synthetic_short") or {}).get("fit_seconds"), fmt="{:.1f}")
     row(f"small synthetic setting: whole {result['synthetic']['steps']:,}-step fit", result["synthetic"]["fit_seconds"],
         (ry or {}).get("fit_seconds"), fmt="{:.1f}")
-    lines += ["",
+    lines += ["", _bound_sentence(result["synthetic"]), "",
               f"One seed-config step is {s['no_regularizer']['step_flops'] / 1e9:.0f} GFLOP without and "
               f"{s['regularizer']['step_flops'] / 1e9:.0f} GFLOP with the regularizer (counted by torch), i.e. "
               f"{100 * s['no_regularizer']['fraction_of_fp32_peak']:.0f}% / {100 * s['regularizer']['fraction_of_fp32_peak']:.0f}% "

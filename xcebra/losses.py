@@ -6,8 +6,9 @@ import math
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
-__all__ = ["infonce", "positive_rank", "Temperature"]
+__all__ = ["infonce", "Temperature"]
 
 
 def _paired_similarity(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
@@ -36,39 +37,17 @@ def infonce(reference: torch.Tensor, positive: torch.Tensor, negative: torch.Ten
     -------
     0-d tensor: the loss (nats).
     """
+    if isinstance(temperature, torch.Tensor) and temperature.requires_grad:
+        # a learnable temperature: autograd differentiates the plain formulation with respect to it too
+        return _infonce_autograd(reference, positive, negative, similarity, temperature)
+    return _InfoNCE.apply(reference, positive, negative, similarity == "euclidean", temperature)
+
+
+def _infonce_autograd(reference: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, similarity: str,
+                      temperature: float | torch.Tensor) -> torch.Tensor:
+    """:func:`infonce` as plain differentiable operations (any input may require grad, the temperature too)."""
     positive_score = _paired_similarity(reference, positive, similarity) / temperature
     return -positive_score.mean() + _log_sum_exp_negatives(reference, negative, similarity, temperature).mean()
-
-
-def positive_rank(reference: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
-                  similarity: str = "cosine") -> torch.Tensor:
-    """For each reference, the fraction of negatives it scores above its positive (ties count half).
-
-    0 means the positive beats every negative, 0.5 is chance (a constant embedding ties everything).
-    Unlike the loss it does not depend on the temperature nor, for the euclidean similarity, on the
-    embedding's scale: multiplying every embedding by c multiplies every squared distance by c^2 and
-    keeps the order, so it tells whether an objective's pairs are separated when its loss moved only
-    because the embedding grew or shrank.
-
-    Parameters
-    ----------
-    reference, positive : tensors of shape (B, D)
-    negative : tensor of shape (M, D), shared by all references.
-    similarity : {"cosine", "euclidean"}
-
-    Returns
-    -------
-    tensor of shape (B,), values in [0, 1].
-    """
-    # float64 and direct differences: the order of nearly equal scores is the result here
-    reference, positive, negative = (x.detach().double() for x in (reference, positive, negative))
-    positive_score = _paired_similarity(reference, positive, similarity)
-    if similarity == "cosine":
-        scores = reference @ negative.T
-    else:
-        scores = -torch.cdist(reference, negative, compute_mode="donot_use_mm_for_euclid_dist").pow(2)
-    above = (scores > positive_score[:, None]).float() + 0.5 * (scores == positive_score[:, None]).float()
-    return above.mean(1)
 
 
 def _log_sum_exp_negatives(reference: torch.Tensor, negative: torch.Tensor, similarity: str,
@@ -90,6 +69,94 @@ def _log_sum_exp_negatives(reference: torch.Tensor, negative: torch.Tensor, simi
     scaled = ref / temperature
     scores = torch.addmm(-(neg * neg).sum(-1)[None, :] / temperature, scaled, neg.T, alpha=2.0)
     return torch.logsumexp(scores, dim=1) - (ref * scaled).sum(-1)
+
+
+def _logsumexp_rows(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``torch.logsumexp(scores, 1)`` (B, M) -> (B,), bit for bit, and the exponentials it sums.
+
+    Returns ``(lse, e, s)`` with ``e = exp(scores - max)`` (B, M) and ``s = e.sum(1)`` (B,), so that the
+    softmax, ``e / s``, needs no second pass of ``exp`` (autograd's ``logsumexp`` backward recomputes it).
+    The operations are those of ATen's ``logsumexp``, in its order.
+    """
+    top = scores.amax(1, keepdim=True)
+    top.masked_fill_(top.abs() == math.inf, 0)
+    e = (scores - top).exp_()
+    s = e.sum(1)
+    return s.log() + top[:, 0], e, s
+
+
+class _InfoNCE(torch.autograd.Function):
+    """:func:`infonce` for a constant temperature, with a hand-written backward.
+
+    The forward runs the operations of :func:`_infonce_autograd` (the same loss, bit for bit) without
+    recording them; the backward is the loss's gradient in closed form from the saved softmax numerators.
+    Why: the small synthetic setting (batch 512, 3-6 dims) spent more time in autograd's backward of the
+    loss than in its forward: about 30 element-wise nodes per objective, a second ``exp`` over the
+    (B, M) scores, and the products ``G @ negative`` of shape (B, M) x (M, D), which run several times
+    slower than the same product written as ``(negative^T @ G^T)^T`` for D of a few dimensions. With this
+    backward a step of that setting takes 7% less CPU time (interleaved A/B, one thread).
+
+    With ``G = softmax(scores) / B`` (B, M), ``c = 1 / tau`` and the centred ``ref``, ``neg`` (the centre
+    is a constant, as it is detached in the plain formulation):
+
+    * euclidean (``scores = c (2 ref.neg - |neg|^2)``, positive term ``c |r - p|^2``):
+      ``d ref = 2c (G neg - ref / B + (r - p) / B)``, ``d pos = -2c (r - p) / B``,
+      ``d neg = 2c (G^T ref - colsum(G) neg)``;
+    * cosine (``scores = (c r) . n``, positive term ``-c r.p``):
+      ``d ref = c (G neg - p / B)``, ``d pos = -c r / B``, ``d neg = G^T (c r)``.
+    """
+
+    @staticmethod
+    def forward(ctx, reference: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, euclidean: bool,
+                temperature: float | torch.Tensor) -> torch.Tensor:
+        if euclidean:
+            difference = reference - positive
+            positive_score = -(difference ** 2).sum(-1) / temperature
+            center = reference.mean(0, keepdim=True)
+            ref, neg = reference - center, negative - center
+            scaled = ref / temperature
+            scores = torch.addmm(-(neg * neg).sum(-1)[None, :] / temperature, scaled, neg.T, alpha=2.0)
+            lse, e, s = _logsumexp_rows(scores)
+            negative_term = lse - (ref * scaled).sum(-1)
+            ctx.save_for_backward(ref, neg, difference, e, s)
+        else:
+            positive_score = (reference * positive).sum(-1) / temperature
+            scaled = reference / temperature
+            negative_term, e, s = _logsumexp_rows(scaled @ negative.T)
+            ctx.save_for_backward(scaled, negative, positive, e, s)
+        ctx.euclidean, ctx.temperature = euclidean, temperature
+        return -positive_score.mean() + negative_term.mean()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        first, negative, third, e, s = ctx.saved_tensors
+        weight = grad / first.shape[0]  # d loss / d (each reference's term): the mean over B
+        g = e * (weight / s)[:, None]  # (B, M): softmax over the negatives, times weight
+        # (neg^T @ g^T)^T with neg^T contiguous rather than g @ neg: the same product, 2-4x faster for a few
+        # columns (MKL, one and two threads)
+        g_neg = torch.mm(negative.T.contiguous(), g.T).T  # (B, D)
+        need_ref, need_pos, need_neg = ctx.needs_input_grad[:3]
+        d_ref = d_pos = d_neg = None
+        if ctx.euclidean:
+            ref, difference = first, third
+            c = 2.0 / ctx.temperature
+            if need_ref:
+                d_ref = (g_neg + weight * (difference - ref)) * c
+            if need_pos:
+                d_pos = difference * (-weight * c)
+            if need_neg:
+                d_neg = (torch.mm(ref.T, g).T - g.sum(0)[:, None] * negative) * c
+        else:
+            scaled, positive = first, third
+            c = 1.0 / ctx.temperature
+            if need_ref:
+                d_ref = (g_neg - weight * positive) * c
+            if need_pos:
+                d_pos = scaled * -weight
+            if need_neg:
+                d_neg = torch.mm(scaled.T, g).T
+        return d_ref, d_pos, d_neg, None, None
 
 
 class Temperature(nn.Module):
