@@ -21,9 +21,7 @@ the two-block hypothesis of the original notebook, which is half false.
 import dataclasses
 import os
 
-import xcebra
 from xcebra import demo, plotting
-from xcebra.datasets import ratinabox
 from xcebra.hypotheses import hypothesis_map, test_hypothesis
 
 # The documentation's CI sets XCEBRA_DOCS_QUICK=1: the same code, less data and training.
@@ -32,21 +30,8 @@ config = demo.PRESETS["quick"]
 if QUICK:
     config = dataclasses.replace(demo.with_steps(config, 40), duration=300.0)
 
-simulation = ("duration", "dt", "n_grid", "n_head_direction", "n_place", "n_speed", "noise",
-              "grid_modules")
-data = ratinabox(seed=config.data_seed, **{name: getattr(config, name) for name in simulation})
-objectives = [
-    xcebra.Objective("behavior", dims=config.behavior_dims, distribution="time_delta",
-                     label="position"),
-    xcebra.Objective("time", dims=(0, config.output_dim), distribution="time",
-                     time_offset=config.time_offset),
-]
-model = xcebra.XCEBRA(
-    objectives, model=config.model, hidden_units=config.hidden_units,
-    output_dim=config.output_dim, loss=config.loss, batch_size=config.batch_size,
-    max_steps=config.max_steps, learning_rate=config.learning_rate,
-    regularizer_weight=config.regularizer_weight, regularizer_ramp=config.regularizer_ramp,
-    precision=demo.training_precision("auto"), random_state=0, verbose=False)
+data = demo.simulate(config)
+model = demo.build_model(config, precision=demo.training_precision("auto"), random_state=0)
 model.fit(data.spikes, position=data.position)
 amap = model.attribution_map(data.spikes, method="ing-block", num_samples=config.num_samples,
                              verbose=False)

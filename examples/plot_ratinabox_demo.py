@@ -24,7 +24,6 @@ import os
 
 import xcebra
 from xcebra import demo, plotting
-from xcebra.datasets import ratinabox
 
 # The documentation's CI sets XCEBRA_DOCS_QUICK=1: the same code, less data and training.
 QUICK = os.environ.get("XCEBRA_DOCS_QUICK") == "1"
@@ -32,9 +31,7 @@ config = demo.PRESETS["quick"]
 if QUICK:
     config = dataclasses.replace(demo.with_steps(config, 40), duration=300.0)
 
-simulation = ("duration", "dt", "n_grid", "n_head_direction", "n_place", "n_speed", "noise",
-              "grid_modules")
-data = ratinabox(seed=config.data_seed, **{name: getattr(config, name) for name in simulation})
+data = demo.simulate(config)
 print(data)
 
 raster = plotting.plot_raster(data.spikes, cell_types=data.cell_types, time=data.time,
@@ -49,18 +46,7 @@ trajectory = plotting.plot_trajectory(data.position, time=data.time, max_timepoi
 # ``time`` on all 14 dimensions, whose positive is the time point 10 bins later. Dimensions 4-13
 # therefore form the ``time`` block. The encoder is a convolution over 10 time bins (``offset10``), and
 # the Jacobian regularizer is ramped in over the second quarter of the training.
-objectives = [
-    xcebra.Objective("behavior", dims=config.behavior_dims, distribution="time_delta",
-                     label="position"),
-    xcebra.Objective("time", dims=(0, config.output_dim), distribution="time",
-                     time_offset=config.time_offset),
-]
-model = xcebra.XCEBRA(
-    objectives, model=config.model, hidden_units=config.hidden_units,
-    output_dim=config.output_dim, loss=config.loss, batch_size=config.batch_size,
-    max_steps=config.max_steps, learning_rate=config.learning_rate,
-    regularizer_weight=config.regularizer_weight, regularizer_ramp=config.regularizer_ramp,
-    precision=demo.training_precision("auto"), random_state=0, verbose=False)
+model = demo.build_model(config, precision=demo.training_precision("auto"), random_state=0)
 model.fit(data.spikes, position=data.position)
 print("blocks:", model.blocks_)
 print("training precision:", model.precision)

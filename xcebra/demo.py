@@ -496,6 +496,33 @@ def _seed_comparison_text(summary: dict[str, Any]) -> str:
         "The seed-style pooled AUC is reported below for comparison only.")
 
 
+def simulate(config: DemoConfig, *, verbose: bool = False):
+    """The RatInABox recording of ``config`` (:func:`xcebra.datasets.ratinabox`): spikes (T, N), position (T, 2)."""
+    from .datasets.ratinabox import ratinabox
+
+    return ratinabox(duration=config.duration, dt=config.dt, seed=config.data_seed, n_grid=config.n_grid,
+                     n_head_direction=config.n_head_direction, n_place=config.n_place, n_speed=config.n_speed,
+                     noise=config.noise, grid_modules=config.grid_modules, cache=config.cache, verbose=verbose)
+
+
+def build_model(config: DemoConfig, *, precision: str, random_state: int | None = 0, verbose: bool = False):
+    """The demo's unfitted :class:`xcebra.XCEBRA`: a ``behavior`` objective on position and a ``time`` objective."""
+    from .estimator import XCEBRA
+    from .objectives import Objective
+
+    ramp = config.regularizer_ramp
+    return XCEBRA(
+        objectives=[Objective("behavior", dims=tuple(config.behavior_dims), distribution="time_delta",
+                              label="position", min_separation=config.behavior_min_separation),
+                    Objective("time", dims=(0, config.output_dim), distribution="time",
+                              time_offset=config.time_offset)],
+        model=config.model, hidden_units=config.hidden_units, output_dim=config.output_dim, loss=config.loss,
+        temperature=config.temperature, batch_size=config.batch_size, max_steps=config.max_steps,
+        learning_rate=config.learning_rate, regularizer_weight=config.regularizer_weight,
+        regularizer_ramp=tuple(ramp) if isinstance(ramp, list) else ramp, precision=precision,
+        random_state=random_state, verbose=verbose)
+
+
 def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool = True, seed: int = 0,
              precision: str | None = None, steps: int | None = None, _config: Any = None) -> dict[str, Any]:
     """Run the seed pipeline on simulated RatInABox data and write a report.
@@ -534,10 +561,6 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
         hypothesis, ``block_auc``, ``entry_auc``, ``per_type`` means, and ``seed_style`` pooled scores),
         ``auc`` (a flat table), ``training``, ``timings`` (seconds per phase) and ``files``.
     """
-    from .datasets.ratinabox import ratinabox
-    from .estimator import XCEBRA
-    from .objectives import Objective
-
     mode, config = _resolve_config(quick, _config)
     if precision is not None:
         config = dataclasses.replace(config, precision=precision)
@@ -551,21 +574,10 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
     start = time.perf_counter()
 
     with timer("data"):
-        data = ratinabox(duration=config.duration, dt=config.dt, seed=config.data_seed, n_grid=config.n_grid,
-                         n_head_direction=config.n_head_direction, n_place=config.n_place, n_speed=config.n_speed,
-                         noise=config.noise, grid_modules=config.grid_modules, cache=config.cache, verbose=verbose)
+        data = simulate(config, verbose=verbose)
     cell_types = data.cell_types.tolist()
 
-    model = XCEBRA(
-        objectives=[Objective("behavior", dims=tuple(config.behavior_dims), distribution="time_delta",
-                              label="position", min_separation=config.behavior_min_separation),
-                    Objective("time", dims=(0, config.output_dim), distribution="time",
-                              time_offset=config.time_offset)],
-        model=config.model, hidden_units=config.hidden_units, output_dim=config.output_dim, loss=config.loss,
-        temperature=config.temperature, batch_size=config.batch_size, max_steps=config.max_steps,
-        learning_rate=config.learning_rate, regularizer_weight=config.regularizer_weight,
-        regularizer_ramp=tuple(config.regularizer_ramp) if isinstance(config.regularizer_ramp, list)
-        else config.regularizer_ramp, precision=used_precision, random_state=seed, verbose=verbose)
+    model = build_model(config, precision=used_precision, random_state=seed, verbose=verbose)
     with timer("fit"):
         model.fit(data.spikes, position=data.position)
     model_path = out / "model.xcebra"
