@@ -238,59 +238,6 @@ def test_lipschitz_conv_encoder_paths_agree(name):
     torch.testing.assert_close(4.0 * encoder.forward_matmuls(x, shift), reference, rtol=1e-10, atol=1e-12)
 
 
-def _parametrization_pass(encoder, x, shift=None):
-    """The bounded encoder's forward through torch's spectral-norm parametrization (what eval and ING take)."""
-    from xcebra.models import Encoder
-
-    return Encoder._forward_normalised(encoder, x, shift)
-
-
-def test_offset1_training_pass_normalises_as_the_parametrization():
-    """Training passes of a bounded offset1 take the fused normalisation: the same output bit for bit, the
-    same power iterations (buffers), and the same gradients up to rounding, step after step."""
-    import copy
-
-    torch.manual_seed(0)
-    fused = make_encoder("offset1", 7, 16, 3, lipschitz=2.0).double().train()
-    reference = copy.deepcopy(fused)
-    x = torch.randn(11, 7, 1, dtype=torch.float64)
-    for _ in range(3):
-        out, expected = fused(x), _parametrization_pass(reference, x)
-        assert torch.equal(out, expected)
-        assert all(torch.equal(a, b) for a, b in zip(fused.buffers(), reference.buffers()))
-        out.square().sum().backward()
-        expected.square().sum().backward()
-        with torch.no_grad():
-            for a, b in zip(fused.parameters(), reference.parameters()):
-                torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)
-                a.sub_(0.1 * a.grad)
-                b.copy_(a)
-                a.grad = b.grad = None
-
-
-def test_fused_normalisation_is_taken_only_for_training_passes(monkeypatch):
-    from xcebra import models
-
-    calls = []
-    original = models._SpectralDivide.apply
-    monkeypatch.setattr(models._SpectralDivide, "apply", lambda *a: calls.append(1) or original(*a))
-    encoder = make_encoder("offset1", 4, 8, 2, lipschitz=3.0).train()
-    x = torch.randn(5, 4, 1)
-    encoder(x)
-    assert len(calls) == 4  # one per linear layer
-    with torch.no_grad():
-        encoder(x)
-    encoder(x, torch.randn(5, 4))  # the shift path (ING) reads the parametrized weights
-    encoder.eval()
-    encoder(x)
-    assert len(calls) == 4
-    # a network that is not the built stack of linear layers and activations: the parametrization
-    swapped = make_encoder("offset1", 4, 8, 2, lipschitz=3.0).train()
-    swapped.net = torch.nn.Sequential(*swapped.net[:-1], torch.nn.LayerNorm(4), swapped.net[-1])
-    swapped(torch.randn(5, 4, 1))
-    assert len(calls) == 4
-
-
 @pytest.mark.parametrize("gain", [0, -1.0, float("inf"), float("nan"), "2", True])
 def test_make_encoder_rejects_bad_lipschitz(gain):
     with pytest.raises(ValueError, match="lipschitz gain must be a finite float > 0; got"):

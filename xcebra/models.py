@@ -11,14 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
-
-try:  # the class behind spectral_norm: private, so its absence only turns the fused training pass off
-    from torch.nn.utils.parametrizations import _SpectralNorm
-except ImportError:  # pragma: no cover
-    _SpectralNorm = None
 
 from ._validation import check_int, is_real
 
@@ -113,81 +107,6 @@ class Offset1(Encoder):
             hidden = first(frames) + (shift @ first.weight.T).repeat_interleave(length, dim=0)
             out = self.net[1:](hidden)
         return out.reshape(batch, length, -1).transpose(1, 2)
-
-    def _forward_normalised(self, x: torch.Tensor, shift: torch.Tensor | None) -> torch.Tensor:
-        """As :meth:`Encoder._forward_normalised`; a training pass of the built MLP takes :class:`_SpectralDivide`.
-
-        Same weights, same power iterations and the same output bit for bit as the parametrization, with
-        fewer operations: no parametrization bookkeeping and a three-operation backward per weight instead of
-        the recorded ``mv``/``vdot``/``div`` chain. Spectral normalisation costs the small synthetic setting
-        (batch 512, two passes a step) about a tenth of a step; this path takes 1.5-2% of a step off
-        (interleaved A/B, one thread).
-        """
-        weights = _normalised_linear_weights(self.net) if (
-            shift is None and self.training and torch.is_grad_enabled()) else None
-        if weights is None:
-            return super()._forward_normalised(x, shift)
-        batch, _, length = x.shape
-        out = x.transpose(1, 2).reshape(batch * length, self.n_neurons)
-        for layer, weight in zip(self.net, weights):
-            out = layer(out) if weight is None else F.linear(out, weight, layer.bias)
-        return out.reshape(batch, length, -1).transpose(1, 2) * self.output_gain
-
-
-def _normalised_linear_weights(net: nn.Module) -> list[torch.Tensor | None] | None:
-    """Per layer of ``net``: its spectrally normalised weight (one power iteration when in training) for a
-    ``Linear``, None for a layer without parameters; None when ``net`` is anything else than such a
-    ``Sequential`` whose every ``Linear`` carries exactly torch's spectral-norm parametrization."""
-    if _SpectralNorm is None or not isinstance(net, nn.Sequential):
-        return None
-    layers = []
-    for layer in net:
-        # a parametrized Linear is an instance of a subclass that parametrize generates
-        if isinstance(layer, nn.Linear) and type(layer).forward is nn.Linear.forward and parametrize.is_parametrized(
-                layer, "weight"):
-            chain = layer.parametrizations.weight
-            if len(chain) != 1 or not isinstance(chain[0], _SpectralNorm) or chain[0].dim != 0:
-                return None
-            layers.append((layer, chain))
-        elif next(layer.parameters(), None) is None and not parametrize.is_parametrized(layer):
-            layers.append((layer, None))
-        else:
-            return None
-    return [None if chain is None else _normalised(chain[0], chain.original) for _, chain in layers]
-
-
-def _normalised(norm: "_SpectralNorm", weight: torch.Tensor) -> torch.Tensor:
-    """``norm(weight)`` of torch's ``_SpectralNorm`` for a (out, in) weight: the same power iteration (in
-    place on its ``_u``, ``_v``, when in training) and the same quotient, differentiated by :class:`_SpectralDivide`."""
-    if norm.training:
-        norm._power_method(weight, norm.n_power_iterations)
-    # cloned as the parametrization does: a later pass updates _u and _v in place before this one's backward
-    u = norm._u.clone(memory_format=torch.contiguous_format)
-    v = norm._v.clone(memory_format=torch.contiguous_format)
-    return _SpectralDivide.apply(weight, u, v)
-
-
-class _SpectralDivide(torch.autograd.Function):
-    """``W / sigma`` with ``sigma = u . (W v)`` for constant unit vectors u, v: (out, in) -> (out, in).
-
-    Forward as torch's spectral-norm parametrization computes it; backward in closed form,
-    ``dW = (G - (<G, W> / sigma) u v^T) / sigma``, three operations instead of autograd's chain through
-    ``div``, ``vdot`` and ``mv``. Differentiable once (a weight's normalisation is never differentiated twice:
-    the regularizer's double backward differentiates through the normalised weight, not into it).
-    """
-
-    @staticmethod
-    def forward(ctx, weight: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        sigma = torch.vdot(u, torch.mv(weight, v))
-        ctx.save_for_backward(weight, u, v, sigma)
-        return weight / sigma
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        weight, u, v, sigma = ctx.saved_tensors
-        along = torch.vdot(grad.reshape(-1), weight.reshape(-1)) / sigma
-        return (grad - torch.outer(u * along, v)) / sigma, None, None
 
 
 class _Residual(nn.Module):
