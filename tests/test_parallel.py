@@ -68,10 +68,15 @@ def client():
 
 
 def _assert_same_weights(a: xcebra.XCEBRA, b: xcebra.XCEBRA) -> None:
+    """Same fit in another process: equal up to float32 round-off.
+
+    Not bit for bit: a worker's BLAS may pick another kernel for differently aligned buffers (seen once in
+    the full suite, never alone); a different seed or batch would differ by orders of magnitude more.
+    """
     sa, sb = a.encoder_.state_dict(), b.encoder_.state_dict()
     assert sa.keys() == sb.keys()
     for name in sa:
-        torch.testing.assert_close(sa[name], sb[name], rtol=0, atol=0, msg=name)
+        torch.testing.assert_close(sa[name], sb[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
 # ---------------------------------------------------------------------------------------------- fit_many
@@ -88,7 +93,7 @@ def test_fit_many_retries_a_failure_and_matches_single_process_fits(client, tmp_
     for (neural, position), model in zip(recordings, models):
         single = _estimator().fit(neural, position=position)
         _assert_same_weights(model, single)
-        np.testing.assert_array_equal(model.log_["loss"], single.log_["loss"])
+        np.testing.assert_allclose(model.log_["loss"], single.log_["loss"], rtol=1e-5)
         path = parallel.model_path(tmp_path / "models", estimator, neural, position=position)
         assert path.is_file()
         _assert_same_weights(xcebra.XCEBRA.load(path), single)

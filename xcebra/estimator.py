@@ -194,6 +194,9 @@ class XCEBRA(BaseEstimator):
     random_state_ : int, the seed actually used.
     lipschitz_, output_clip_ : float or None, the bounds the encoder was built with (``"auto"`` resolved).
     label_names_ : tuple of str, the labels passed to fit.
+    min_separation_ : dict, objective name -> the ``min_separation`` its positives were drawn with
+        (label-driven objectives; the default resolved from the window and the label, see
+        :class:`Objective`).
     label_dims_ : dict of str -> int, each label's number of columns (1 for a (T,) label); sets the
         default ranks of ``attribution_map(method="ing-block")`` (see :meth:`identified_ranks`).
 
@@ -369,10 +372,13 @@ class XCEBRA(BaseEstimator):
         domain = Domain.for_window(data.n_timepoints, left, window - left)
         distributions = []
         for objective in self.objectives:
-            # label positives at least a window away: they share no input frame with their reference
-            distribution = make_distribution(objective.distribution, **objective.distribution_options(window))
+            label = data.label(objective.label) if objective.label else None
+            # label positives at least a window and the label's autocorrelation time away
+            options = objective.distribution_options(
+                window, label[domain.start:domain.stop] if label is not None else None, domain.size)
+            distribution = make_distribution(objective.distribution, **options)
             try:
-                distribution.setup(domain, data.label(objective.label) if objective.label else None)
+                distribution.setup(domain, label)
             except ValueError as error:
                 label = f" (label '{objective.label}')" if objective.label else ""
                 raise ValueError(f"Objective '{objective.name}'{label}: {error}") from None
@@ -483,6 +489,9 @@ class XCEBRA(BaseEstimator):
         self.layout_ = layout
         self.blocks_ = list(layout.blocks)
         self.label_names_ = tuple(sorted(data.labels))
+        self.min_separation_ = {objective.name: distribution.min_separation
+                                for objective, distribution in zip(self.objectives, sampler.distributions)
+                                if hasattr(distribution, "min_separation")}
         self.label_dims_ = {name: 1 if label.ndim == 1 else int(label.shape[1]) for name, label in data.labels.items()}
         try:
             self.log_ = _train(embedder, heads, sampler, neural_tensor, plan, coverage=layout.coverage,
@@ -750,6 +759,7 @@ class XCEBRA(BaseEstimator):
             "params": self._params_to_json(), "n_features_in": self.n_features_in_,
             "random_state": self.random_state_, "log_keys": sorted(self.log_),
             "label_names": list(self.label_names_),
+            "min_separation": dict(self.min_separation_),
             "label_dims": {name: self.label_dims_[name] for name in sorted(self.label_dims_)},
         }
         write_tensors(path, tensors, header)
@@ -791,6 +801,8 @@ class XCEBRA(BaseEstimator):
         model.lipschitz_, model.output_clip_ = model._resolved_bound()
         model.log_ = log
         model.label_names_ = tuple(header["label_names"])
+        # files written before the separation was recorded lack it
+        model.min_separation_ = {str(k): int(v) for k, v in header.get("min_separation", {}).items()}
         model.temperatures_ = temperatures
         return model
 

@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validation import check_float, check_int, check_option
-from .sampling import DISTRIBUTIONS
+import numpy as np
+
+from .sampling import DISTRIBUTIONS, label_autocorrelation_time
 
 __all__ = ["Objective", "Layout", "Embedder", "block_layout", "LOSSES"]
 
@@ -54,11 +56,16 @@ class Objective:
         ``delta_normal``: standard deviation of the label perturbation (label units).
     min_separation : int, optional
         ``time_delta`` and ``delta_normal``: a positive lies at least this many time points from its
-        reference. Default: the encoder's window (``model="offset10"``: 10), so that a positive shares
-        no input frame with its reference; 1 only excludes the reference itself. Pairs that share
-        frames can be matched on those frames, whatever the label says: on the demo's data they let
-        slow signals other than position (head direction, speed) into the behaviour block
-        (``docs/design-notes.md``, Training).
+        reference. Default: the larger of the encoder's window and the label's autocorrelation time
+        (:func:`xcebra.sampling.label_autocorrelation_time`, the lag where it falls below 1/e), at
+        most an eighth of the valid time points; the fitted value is in ``min_separation_``.
+        - Within one window a positive shares input frames with its reference and can be matched
+          on them, whatever the label says: on the demo's data such pairs let slow signals other
+          than position (head direction, speed) into the behaviour block.
+        - Within the autocorrelation time a slow label's nearest match is almost always a temporal
+          neighbour (99.9% of pairs on slow synthetic latents), so the behaviour objective turns
+          into a time-contrastive one and learns whatever changes slowly.
+        1 only excludes the reference itself (the reference package's choice).
     loss : {"cosine", "euclidean"}, optional
         Overrides the estimator's ``loss`` for this objective.
     temperature : float, optional
@@ -115,18 +122,28 @@ class Objective:
     def slice(self) -> slice:
         return slice(*self.dims)
 
-    def distribution_options(self, window: int | None = None) -> dict:
+    def distribution_options(self, window: int | None = None, label: np.ndarray | None = None,
+                             n_valid: int | None = None) -> dict:
         """Options passed to the distribution, defaults filled in.
 
-        ``window``: the encoder's receptive field in time points; the default ``min_separation`` of
-        label-driven distributions. Without it that default stays None (unresolved).
+        The default ``min_separation`` of label-driven distributions is resolved only when ``window``
+        (the encoder's receptive field in time points) is given: the larger of the window and the
+        autocorrelation time of ``label`` ((T,) or (T, d) array, if given), capped at ``n_valid // 8``
+        (``n_valid``: the valid time points) so that every reference keeps candidates. Otherwise it
+        stays None (unresolved).
         """
         options = dict(_DISTRIBUTION_OPTIONS[self.distribution])
         for key in options:
             if getattr(self, key) is not None:
                 options[key] = getattr(self, key)
         if "min_separation" in options and options["min_separation"] is None and window is not None:
-            options["min_separation"] = check_int("window", window, minimum=1)
+            separation = check_int("window", window, minimum=1)
+            if label is not None:
+                decorrelation = label_autocorrelation_time(label)
+                if n_valid is not None:
+                    decorrelation = min(decorrelation, n_valid // 8)
+                separation = max(separation, decorrelation)
+            options["min_separation"] = separation
         return options
 
 
