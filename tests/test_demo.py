@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("ratinabox")
 
 import xcebra  # noqa: E402
+from xcebra.sampling import label_autocorrelation_time  # noqa: E402
 from xcebra import demo  # noqa: E402
 from xcebra.cli import main  # noqa: E402
 
@@ -227,15 +228,20 @@ def test_steps_reach_the_fit_and_the_summary(tmp_path):
     assert summary["training"]["steps"] == 12
 
 
-@pytest.mark.parametrize("separation, expected, described", [
-    (None, 10, "each at least one encoder window from its reference"),
-    (3, 3, "each at least 3 time points from its reference"),
-])
-def test_behaviour_min_separation_reaches_the_model_and_the_report(tmp_path, separation, expected, described):
+@pytest.mark.parametrize("separation", [None, 3])
+def test_behaviour_min_separation_reaches_the_model_and_the_report(tmp_path, separation):
     config = dataclasses.replace(tiny_config(tmp_path / "cache"), behavior_min_separation=separation)
     summary = demo.run_demo(tmp_path, verbose=False, steps=2, _config=config)
     model = xcebra.XCEBRA.load(tmp_path / "model.xcebra")
-    assert model.objectives[0].distribution_options(model.encoder_.window)["min_separation"] == expected
+    position = demo.simulate(config).position
+    window, left = model.encoder_.window, model.encoder_.left
+    n_valid = len(position) - window + 1
+    if separation is None:  # the window or the position's autocorrelation time, whichever is longer
+        expected = max(window, min(label_autocorrelation_time(position[left:left + n_valid]), n_valid // 8))
+        described = f"each at least {expected} time points from its reference: the larger of the encoder window"
+    else:
+        expected, described = separation, f"each at least {separation} time points from its reference"
+    assert model.min_separation_ == {"behavior": expected}
     assert summary["config"]["behavior_min_separation"] == separation
     assert described in (tmp_path / "report.html").read_text()
 

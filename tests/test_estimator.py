@@ -375,9 +375,10 @@ def test_objective_losses_checks_its_input(fitted, data):
 
 # --- training health: the euclidean InfoNCE is unbounded below ---------------------------------------
 
-def _euclidean_fit(time_offset, **kwargs):
+def _euclidean_fit(time_offset, min_separation=None, **kwargs):
     data = xcebra.datasets.make_synthetic(n_timepoints=1000, random_state=0)
-    model = XCEBRA([Objective("behavior", dims=(0, 3), distribution="time_delta", label="behavior"),
+    model = XCEBRA([Objective("behavior", dims=(0, 3), distribution="time_delta", label="behavior",
+                              min_separation=min_separation),
                     Objective("time", dims=(0, 6), distribution="time", time_offset=time_offset)],
                    model="offset1", hidden_units=32, output_dim=6, loss="euclidean", batch_size=128,
                    learning_rate=3e-3, max_steps=200, regularizer_weight=0, random_state=0, verbose=False, **kwargs)
@@ -391,8 +392,9 @@ def _embedding_std_bound(data, gain):
 
 
 def test_an_unbounded_euclidean_fit_inflates_and_warns():
-    # offset-1 positives on slow latents are closer than every negative: scaling up lowers the loss without bound
-    model, data = _euclidean_fit(time_offset=1, lipschitz=None)
+    # offset-1 positives on slow latents are closer than every negative: scaling up lowers the loss without bound;
+    # behaviour positives next to their reference (the reference package's separation) do the same
+    model, data = _euclidean_fit(time_offset=1, min_separation=1, lipschitz=None)
     with pytest.warns(xcebra.diagnostics.EmbeddingGrowthWarning,
                       match=r"unbounded euclidean embedding grew.*squared distances are ~.* times the temperature"):
         model.fit(data.neural, behavior=data.behavior)
@@ -520,9 +522,9 @@ def test_fit_does_not_warn_when_the_scale_holds(loss):
         assert xcebra.diagnostics.euclidean_spread(model.log_, 6, 1.0) < xcebra.diagnostics.SPREAD_LIMIT / 10
 
 
-@pytest.mark.parametrize("model_name, given, expected", [("offset5", None, 5), ("offset5", 2, 2), ("offset1", None, 1)])
-def test_label_positives_share_no_input_frame_with_their_reference_by_default(monkeypatch, data, model_name, given,
-                                                                              expected):
+@pytest.mark.parametrize("model_name, given", [("offset5", None), ("offset5", 2), ("offset1", None), ("offset1", 3)])
+def test_label_positives_keep_the_window_and_the_label_time_from_their_reference(monkeypatch, tmp_path, data,
+                                                                                  model_name, given):
     built = []
     make = xcebra.estimator.make_distribution
 
@@ -534,6 +536,14 @@ def test_label_positives_share_no_input_frame_with_their_reference_by_default(mo
     objectives = [Objective("behavior", dims=(0, 2), distribution="time_delta", label="position", min_separation=given),
                   Objective("time", dims=(0, 4), distribution="time", time_offset=2)]
     neural, position = data
-    _model(objectives=objectives, model=model_name, max_steps=2).fit(neural, position=position)
+    model = _model(objectives=objectives, model=model_name, max_steps=2).fit(neural, position=position)
+    window, left = model.encoder_.window, model.encoder_.left
+    n_valid = len(position) - window + 1
+    label_time = xcebra.sampling.label_autocorrelation_time(position[left:left + n_valid])
+    assert window < label_time  # so the default is the label's time, not the window
+    expected = given if given is not None else min(label_time, n_valid // 8)
     assert built[0].min_separation == expected
+    assert model.min_separation_ == {"behavior": expected}
+    model.save(tmp_path / "model.xcebra")
+    assert xcebra.XCEBRA.load(tmp_path / "model.xcebra").min_separation_ == {"behavior": expected}
     assert not hasattr(built[1], "min_separation")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -77,6 +78,31 @@ def test_distribution_options_fill_defaults(objective, expected):
 ])
 def test_min_separation_defaults_to_the_encoder_window(objective, window, expected):
     assert objective.distribution_options(window) == expected
+
+
+def _ar1(coefficient: float, n_timepoints: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(size=n_timepoints)
+    out = np.empty(n_timepoints)
+    out[0] = noise[0]
+    for t in range(1, n_timepoints):
+        out[t] = coefficient * out[t - 1] + noise[t]
+    return out
+
+
+@pytest.mark.parametrize("window, coefficient, n_valid, expected", [
+    # AR(1) with coefficient 0.98: autocorrelation 0.98^k falls below 1/e at k = 50
+    (1, 0.98, None, 50),
+    (10, 0.98, None, 50),
+    (80, 0.98, None, 80),      # the window when it is longer
+    (1, 0.98, 240, 30),        # at most an eighth of the valid time points
+    (1, 0.0, None, 1),         # white noise: the window
+])
+def test_min_separation_defaults_to_the_label_autocorrelation_time(window, coefficient, n_valid, expected):
+    label = _ar1(coefficient, 200_000)
+    options = _behavior().distribution_options(window, label, n_valid)
+    assert options["min_separation"] == pytest.approx(expected, abs=2 if expected == 50 else 0)
+    assert _behavior(min_separation=3).distribution_options(window, label, n_valid)["min_separation"] == 3
 
 
 def test_objective_normalises_dims_and_slice():

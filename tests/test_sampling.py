@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from xcebra.sampling import (
-    BatchSampler, DeltaNormal, Discrete, Domain, TimeDelta, TimeOffset, make_distribution,
+    BatchSampler, DeltaNormal, Discrete, Domain, TimeDelta, TimeOffset, label_autocorrelation_time, make_distribution,
 )
 
 
@@ -219,7 +219,7 @@ def test_nearest_neighbour_never_returns_the_reference_with_duplicate_labels():
         assert (pos != ref).all()
 
 
-@pytest.mark.parametrize("min_separation", [1, 3, 10])
+@pytest.mark.parametrize("min_separation", [1, 3, 10, 60])  # 10 and 60: beyond the first query's neighbours
 @pytest.mark.parametrize("kind", ["time_delta", "delta_normal"])
 def test_min_separation_gives_the_nearest_label_among_far_enough_time_points(kind, min_separation):
     # a slow 2-d random walk: the nearest labels of a target are mostly its temporal neighbours
@@ -463,3 +463,52 @@ def test_discrete_with_window_longer_than_recording_reads_no_label_rows():
     distribution.setup(domain, np.array([0, 0, 0]))
     with pytest.raises(ValueError, match="the recording has 0 valid time points"):
         BatchSampler([distribution], domain, 4, torch.Generator())
+
+
+def _direct_autocorrelation_time(label: np.ndarray) -> int:
+    """First lag whose autocorrelation, averaged over columns, is below 1/e, by direct sums per lag."""
+    label = (label - label.mean(axis=0)) / label.std(axis=0)
+    n_timepoints = len(label)
+    for lag in range(n_timepoints):
+        value = np.mean(np.sum(label[lag:] * label[:n_timepoints - lag], axis=0) / n_timepoints)
+        if value < np.exp(-1):
+            return lag
+    return n_timepoints
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("n_columns", [1, 3])
+def test_label_autocorrelation_time_matches_direct_sums(seed, n_columns):
+    rng = np.random.default_rng(seed)
+    kernel = np.exp(-np.arange(60) / rng.uniform(5, 20))
+    label = np.stack([np.convolve(rng.normal(size=1500), kernel)[:1500] for _ in range(n_columns)], axis=1)
+    expected = _direct_autocorrelation_time(label)
+    assert 3 < expected < 100
+    assert label_autocorrelation_time(label) == expected
+    if n_columns == 1:
+        assert label_autocorrelation_time(label[:, 0]) == expected
+
+
+def test_label_autocorrelation_time_of_constant_and_ramp_labels_is_the_recording():
+    assert label_autocorrelation_time(np.ones((50, 2))) == 50
+    assert label_autocorrelation_time(np.ones(1)) == 1
+    # a constant column carries no time scale: the other column decides
+    rng = np.random.default_rng(0)
+    mixed = np.stack([np.ones(400), rng.normal(size=400)], axis=1)
+    assert label_autocorrelation_time(mixed) == 1
+
+
+def test_wide_separation_on_a_slow_label_draws_no_temporal_neighbours():
+    # the failure the label-time default fixes: on a slow 3-d walk the nearest label is the next sample
+    rng = np.random.default_rng(0)
+    kernel = np.exp(-0.5 * (np.arange(-150, 151) / 50.0) ** 2)
+    y = np.stack([np.convolve(rng.normal(size=6000), kernel, mode="same") for _ in range(3)], axis=1)
+    domain = Domain(0, len(y))
+    separation = label_autocorrelation_time(y)
+    assert separation > 50
+    near, far = TimeDelta(1, min_separation=1), TimeDelta(1, min_separation=separation)
+    near.setup(domain, y), far.setup(domain, y)
+    ref, pos_near = _draw(near, domain, 2000, seed=1)
+    _, pos_far = _draw(far, domain, 2000, seed=1)
+    assert np.mean(np.abs(pos_near - ref) <= 2) > 0.9
+    assert (np.abs(pos_far - ref) >= separation).all()

@@ -100,7 +100,7 @@ class DemoConfig:
     hidden_units: int = 256
     output_dim: int = 14
     behavior_dims: tuple[int, int] = (0, 4)
-    behavior_min_separation: int | None = None  # None: the encoder's window, no input frame shared with the reference
+    behavior_min_separation: int | None = None  # None: the larger of the encoder's window and the position's autocorrelation time
     time_offset: int = 10
     loss: str = "cosine"
     temperature: float = 1.0
@@ -658,8 +658,10 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
                    for r in auc_rows]))
 
     n_attr = next(iter(results["attribution"].values())).n_timepoints
-    separation = ("each at least one encoder window from its reference" if config.behavior_min_separation is None
-                  else f"each at least {config.behavior_min_separation} time points from its reference")
+    used = model.min_separation_["behavior"]
+    separation = (f"each at least {used} time points from its reference: the larger of the encoder window and "
+                  "the position's autocorrelation time" if config.behavior_min_separation is None
+                  else f"each at least {used} time points from its reference")
     overview = (
         f"Simulated RatInABox recording: {data.n_timepoints} time points ({config.duration:g} s at {config.dt:g} s) "
         f"x {data.n_neurons} neurons ({', '.join(f'{n} {t}' for t, n in counts.items())}), noise {config.noise:g}, "
