@@ -36,10 +36,14 @@ class EmbeddingGrowthWarning(UserWarning):
 
 
 class EmbeddingCollapseWarning(UserWarning):
-    """An objective's loss ended at ``log(batch_size)``: the embedding maps every time point to one vector.
+    """An objective's loss ended at ``log(batch_size)``: its slice tells no positive from the negatives.
 
-    Then every InfoNCE score is equal, the objective learned nothing, and the encoder's Jacobian (and
-    every attribution map) is zero. Seen when a too large learning rate kills every unit in a step.
+    Then the objective learned nothing. Two causes are seen:
+    - a too large learning rate kills every unit in a step: every time point embeds to one vector and
+      every attribution map is zero;
+    - the recording carries no information about the objective's positives, e.g. a label that the
+      neurons do not encode (the speed benchmark's data: Gaussian noise beside a random walk). The
+      warning is then a finding about the data, not about the fit.
     """
 
 
@@ -126,6 +130,7 @@ def collapse_message(collapsed: dict[str, float], chance: float) -> str:
     """The text of :class:`EmbeddingCollapseWarning` for ``collapsed`` {objective: final loss}."""
     listed = ", ".join(f"{name!r} ended at {end:.4g}" for name, end in collapsed.items())
     return (f"objective {listed} = log(batch_size) = {chance:.4g} (median over the last 5% of steps; "
-            "log_['loss/<name>']), the loss of an embedding that maps every time point to one vector: the fit "
-            "learned nothing for it and its attribution maps are zero. Usually every unit died after a too large "
-            "step: lower learning_rate")
+            "log_['loss/<name>']), the loss of an embedding that tells no positive from the negatives: the fit "
+            "learned nothing for it. Either every unit died after a too large step (the embedding is constant and "
+            "the attribution maps are zero: lower learning_rate), or the neural data carry no information about "
+            "this objective's label (check with a decoder)")
