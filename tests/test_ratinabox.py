@@ -348,3 +348,50 @@ def test_rates_do_not_depend_on_the_evaluation_chunk_size(monkeypatch):
     whole = ratinabox(**SMALL, cache=False)
     monkeypatch.setattr(rib, "_CHUNK", 37)
     assert_same(ratinabox(**SMALL, cache=False), whole)
+
+
+# ----------------------------------------------------------------------------------------------
+# The real rat's path (Sargolini et al. 2006, shipped in the ratinabox wheel)
+
+
+def _sargolini_file() -> dict[str, np.ndarray]:
+    from importlib import resources
+
+    with resources.as_file(resources.files("ratinabox") / "data" / "sargolini.npz") as path, np.load(path) as raw:
+        return {"t": raw["t"].copy(), "pos": raw["pos"].copy()}
+
+
+def test_sargolini_path_is_the_recording_read_at_each_bin_end():
+    data = ratinabox(trajectory="sargolini", **{**SMALL, "duration": 120.0}, cache=False)
+    raw = _sargolini_file()
+    ends = raw["t"][0] + np.arange(1, data.n_timepoints + 1) * 0.1
+    # every 5th sample of the 50 Hz recording falls on a 0.1 s bin end: the values are the recording's own
+    on_sample = np.searchsorted(raw["t"], ends - 1e-9)
+    close = np.abs(raw["t"][np.minimum(on_sample, len(raw["t"]) - 1)] - ends) < 1e-6
+    assert close.mean() > 0.9
+    np.testing.assert_allclose(data.position[close], raw["pos"][on_sample[close]], atol=1e-6)
+    # speed and head direction follow the path's finite differences
+    step = np.diff(data.position.astype(np.float64), axis=0) / 0.1
+    assert np.corrcoef(np.linalg.norm(step, axis=1), data.speed[1:])[0, 1] > 0.8
+    heading = np.angle(np.exp(1j * (data.head_direction[1:] - np.arctan2(step[:, 1], step[:, 0]))))
+    assert np.median(np.abs(heading)) < 0.5  # radians
+    assert data.params["trajectory"] == "sargolini"
+
+
+def test_sargolini_path_is_the_same_for_every_seed_and_the_cells_are_not():
+    first = ratinabox(trajectory="sargolini", seed=1, **SMALL, cache=False)
+    second = ratinabox(trajectory="sargolini", seed=2, **SMALL, cache=False)
+    np.testing.assert_array_equal(first.position, second.position)
+    assert not np.array_equal(first.rates, second.rates)
+    simulated = ratinabox(seed=1, **SMALL, cache=False)
+    assert not np.allclose(simulated.position, first.position)
+    assert "trajectory" not in simulated.params  # earlier cache files of the simulated path stay valid
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(trajectory="sargolini", duration=700.0), r"duration must be <= 599.6 s with trajectory='sargolini'.*got 700"),
+    (dict(trajectory="real"), "trajectory must be one of 'simulated', 'sargolini'; got 'real'"),
+])
+def test_trajectory_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ratinabox(**{**SMALL, **kwargs}, cache=False)

@@ -65,14 +65,18 @@ from typing import Any
 import numpy as np
 
 from xcebra._files import atomic_write_bytes
-from xcebra._validation import check_float, check_int
+from xcebra._validation import check_float, check_int, check_option
 
-__all__ = ["RatInABoxData", "ratinabox", "CELL_TYPES"]
+__all__ = ["RatInABoxData", "ratinabox", "CELL_TYPES", "TRAJECTORIES"]
 
 logger = logging.getLogger("xcebra")
 
 #: Cell type names, in the order in which the neurons are grouped.
 CELL_TYPES: tuple[str, ...] = ("grid", "head_direction", "place", "speed")
+#: Sources of the path: ratinabox's foraging model, or the real rat of Sargolini et al. 2006 (in the ratinabox wheel)
+TRAJECTORIES: tuple[str, ...] = ("simulated", "sargolini")
+#: usable length of the Sargolini recording: 0.1 .. 599.74 s at 50 Hz
+SARGOLINI_DURATION_S = 599.6
 
 # Bump whenever the simulation or the file layout changes: old cache files are then never read.
 _FORMAT_VERSION = 1
@@ -144,7 +148,7 @@ class RatInABoxData:
 
 def ratinabox(duration: float = 2000.0, dt: float = 0.1, seed: int = 231209234, n_grid: int = 30,
               n_head_direction: int = 20, n_place: int = 20, n_speed: int = 20, noise: float = 0.25,
-              grid_modules: int = 3, cache: bool | str | os.PathLike = True,
+              grid_modules: int = 3, trajectory: str = "simulated", cache: bool | str | os.PathLike = True,
               verbose: bool = False) -> RatInABoxData:
     """Simulate (or load from the cache) an agent foraging in a 1 m box and four cell populations.
 
@@ -167,6 +171,12 @@ def ratinabox(duration: float = 2000.0, dt: float = 0.1, seed: int = 231209234, 
         firing rate (10 Hz); 0 gives noiseless rates.
     grid_modules : int, default=3
         Number of grid modules (>= 1 and at most ``n_grid`` when there are grid cells).
+    trajectory : {"simulated", "sargolini"}, default="simulated"
+        Where the path comes from. ``"simulated"``: ratinabox's foraging model, seeded by ``seed``.
+        ``"sargolini"``: a real rat's path, the 600 s recording (50 Hz, 1 m box) of Sargolini et al.
+        2006 that ships inside the ratinabox wheel (no download), read at the end of every bin by
+        linear interpolation; velocity from its finite differences, head direction along the
+        velocity. ``duration`` is then at most 599.6 s; ``seed`` still draws the cells, noise and spikes.
     cache : bool or path-like, default=True
         Directory for cached results. ``True`` uses ``$XCEBRA_CACHE`` if set, else
         ``~/.cache/xcebra``; ``False`` neither reads nor writes a cache.
@@ -205,7 +215,7 @@ def ratinabox(duration: float = 2000.0, dt: float = 0.1, seed: int = 231209234, 
     """
     params = _validate(duration=duration, dt=dt, seed=seed, n_grid=n_grid,
                        n_head_direction=n_head_direction, n_place=n_place, n_speed=n_speed,
-                       noise=noise, grid_modules=grid_modules)
+                       noise=noise, grid_modules=grid_modules, trajectory=trajectory)
     directory = _cache_directory(cache)
     version = _ratinabox_version()
     path = None
@@ -232,7 +242,8 @@ def ratinabox(duration: float = 2000.0, dt: float = 0.1, seed: int = 231209234, 
 
 
 def _validate(*, duration: Any, dt: Any, seed: Any, n_grid: Any, n_head_direction: Any,
-              n_place: Any, n_speed: Any, noise: Any, grid_modules: Any) -> dict[str, Any]:
+              n_place: Any, n_speed: Any, noise: Any, grid_modules: Any, trajectory: Any = "simulated"
+              ) -> dict[str, Any]:
     """Check the arguments and return them normalised (floats as float, counts as int)."""
     params: dict[str, Any] = {
         "duration": check_float("duration", duration, 0.0, strict=True),
@@ -254,6 +265,12 @@ def _validate(*, duration: Any, dt: Any, seed: Any, n_grid: Any, n_head_directio
     if params["n_grid"] > 0 and params["grid_modules"] > params["n_grid"]:
         raise ValueError(f"grid_modules must be <= n_grid ({params['n_grid']}) so that every module has a "
                          f"cell; got {params['grid_modules']}")
+    check_option("trajectory", trajectory, TRAJECTORIES)
+    if trajectory != "simulated":  # absent for the simulated path, so that earlier cache files stay valid
+        params["trajectory"] = trajectory
+        if params["duration"] > SARGOLINI_DURATION_S:
+            raise ValueError(f"duration must be <= {SARGOLINI_DURATION_S} s with trajectory='sargolini' (the "
+                             f"length of that recording); got {params['duration']}")
     return params
 
 
@@ -348,8 +365,26 @@ def _grid_scales(n_modules: int) -> np.ndarray:
     return np.geomspace(*_GRID_SCALE_RANGE_M, n_modules)
 
 
+def _sargolini_path(n_timepoints: int, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Position (T, 2) in m, velocity (T, 2) in m/s and heading (T, 2) unit vectors of the real rat, at each bin's end."""
+    from importlib import resources
+
+    with resources.as_file(resources.files("ratinabox") / "data" / "sargolini.npz") as path:
+        with np.load(path) as recording:
+            times, path_xy = np.asarray(recording["t"], dtype=np.float64), np.asarray(recording["pos"], np.float64)
+    # the recording starts at its first sample: bin k ends (k + 1) * dt after it
+    ends = times[0] + np.arange(1, n_timepoints + 1) * dt
+    velocity_xy = np.gradient(path_xy, times, axis=0)
+    position = np.stack([np.interp(ends, times, path_xy[:, i]) for i in range(2)], axis=1)
+    velocity = np.stack([np.interp(ends, times, velocity_xy[:, i]) for i in range(2)], axis=1)
+    speed = np.linalg.norm(velocity, axis=1, keepdims=True)
+    heading = np.divide(velocity, speed, out=np.tile([1.0, 0.0], (n_timepoints, 1)), where=speed > 0)
+    return position, velocity, heading
+
+
 def _simulate(*, duration: float, dt: float, seed: int, n_grid: int, n_head_direction: int, n_place: int,
-              n_speed: int, noise: float, grid_modules: int, verbose: bool = False) -> dict[str, np.ndarray]:
+              n_speed: int, noise: float, grid_modules: int, trajectory: str = "simulated",
+              verbose: bool = False) -> dict[str, np.ndarray]:
     """Run the simulation; return the arrays of :class:`RatInABoxData` (without ``params``)."""
     rb = _import_ratinabox()
     from tqdm.auto import tqdm
@@ -369,7 +404,10 @@ def _simulate(*, duration: float, dt: float, seed: int, n_grid: int, n_head_dire
         agent = rb.Agent(environment, params={"dt": dt / substeps, "save_history": False})
         populations = _make_cells(rb, agent, tuning_rng, n_grid=n_grid, n_head_direction=n_head_direction,
                                   n_place=n_place, grid_modules=grid_modules)
-        bar = tqdm(range(n_timepoints), disable=not verbose, desc="ratinabox", unit="bin", mininterval=0.5)
+        bar = tqdm(range(n_timepoints if trajectory == "simulated" else 0), disable=not verbose, desc="ratinabox",
+                   unit="bin", mininterval=0.5)
+        if trajectory == "sargolini":
+            position, velocity, heading = _sargolini_path(n_timepoints, dt)
         for t in bar:
             for _ in range(substeps):
                 agent.update()
