@@ -38,12 +38,11 @@ class EmbeddingGrowthWarning(UserWarning):
 class EmbeddingCollapseWarning(UserWarning):
     """An objective's loss ended at ``log(batch_size)``: its slice tells no positive from the negatives.
 
-    Then the objective learned nothing. Two causes are seen:
-    - a too large learning rate kills every unit in a step: every time point embeds to one vector and
-      every attribution map is zero;
-    - the recording carries no information about the objective's positives, e.g. a label that the
-      neurons do not encode (the speed benchmark's data: Gaussian noise beside a random walk). The
-      warning is then a finding about the data, not about the fit.
+    Then the objective learned nothing. Two causes are seen. A too large learning rate kills every
+    unit in a step: every time point embeds to one vector and every attribution map is zero. Or the
+    recording carries no information about the objective's positives, e.g. a label that the neurons
+    do not encode (the speed benchmark's data: Gaussian noise beside a random walk); the warning is
+    then a finding about the data, not about the fit.
     """
 
 

@@ -59,13 +59,13 @@ class Objective:
         reference. Default: the larger of the encoder's window and the label's autocorrelation time
         (:func:`xcebra.sampling.label_autocorrelation_time`, the lag where it falls below 1/e), at
         most an eighth of the valid time points; the fitted value is in ``min_separation_``.
-        - Within one window a positive shares input frames with its reference and can be matched
-          on them, whatever the label says: on the demo's data such pairs let slow signals other
-          than position (head direction, speed) into the behaviour block.
-        - Within the autocorrelation time a slow label's nearest match is almost always a temporal
-          neighbour (99.9% of pairs on slow synthetic latents), so the behaviour objective turns
-          into a time-contrastive one and learns whatever changes slowly.
-        1 only excludes the reference itself (the reference package's choice).
+        Within one window a positive shares input frames with its reference and can be matched on
+        them, whatever the label says: on the demo's data such pairs let slow signals other than
+        position (head direction, speed) into the behaviour block. Within the autocorrelation time
+        a slow label's nearest match is almost always a temporal neighbour (99.9% of pairs on slow
+        synthetic latents), so the behaviour objective turns into a time-contrastive one and learns
+        whatever changes slowly. 1 only excludes the reference itself (the reference package's
+        choice).
     loss : {"cosine", "euclidean"}, optional
         Overrides the estimator's ``loss`` for this objective.
     temperature : float, optional
