@@ -76,8 +76,9 @@ $(BENCH_VENV)/.installed:
 	$(BENCH_VENV)/bin/python -c "import cebra.attribution"
 	touch $@
 
+# Benchmarks are modules of the benchmarks package, run from the repository root (index: benchmarks/README.md).
 bench: $(VENV)/.installed-test
-	OMP_NUM_THREADS=$(THREADS) $(PY) benchmarks/speed.py --out benchmarks/results
+	OMP_NUM_THREADS=$(THREADS) $(PY) -m benchmarks.speed.speed --out benchmarks/results
 
 bench-scale: $(VENV)/.installed-test
-	OMP_NUM_THREADS=$(THREADS) $(PY) benchmarks/scale.py --workers $(THREADS) --out benchmarks/results
+	OMP_NUM_THREADS=$(THREADS) $(PY) -m benchmarks.scale.scale --workers $(THREADS) --out benchmarks/results

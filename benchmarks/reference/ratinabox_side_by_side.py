@@ -1,14 +1,14 @@
 """xcebra next to the reference package on the seed's RatInABox setting, scored the same way.
 
     # 1. the data (xcebra's RatInABox simulation with the seed's defaults) and the reference run:
-    python benchmarks/ratinabox_side_by_side.py --write-data benchmarks/scratch/ratinabox_default.npz
-    .venv-bench/bin/python benchmarks/reference_ratinabox.py --data benchmarks/scratch/ratinabox_default.npz \
+    python -m benchmarks.reference.ratinabox_side_by_side --write-data benchmarks/scratch/ratinabox_default.npz
+    .venv-bench/bin/python -m benchmarks.reference.reference_ratinabox --data benchmarks/scratch/ratinabox_default.npz \
         --out benchmarks/scratch/reference_ratinabox.npz          # ~1 h on 2 cores (1000 steps)
     # 2. xcebra on the same data and configuration, and the table:
-    python benchmarks/ratinabox_side_by_side.py --data benchmarks/scratch/ratinabox_default.npz \
+    python -m benchmarks.reference.ratinabox_side_by_side --data benchmarks/scratch/ratinabox_default.npz \
         --reference benchmarks/scratch/reference_ratinabox.npz
     # xcebra only, keeping the reference's scores of the committed results (its run takes an hour):
-    python benchmarks/ratinabox_side_by_side.py --data benchmarks/scratch/ratinabox_default.npz --reuse-reference
+    python -m benchmarks.reference.ratinabox_side_by_side --data benchmarks/scratch/ratinabox_default.npz --reuse-reference
 
 Both sides: offset10 encoder, 256 units, 14 dims (behaviour 0:4 on position via time_delta, time 4:14
 via time offset 10), cosine InfoNCE, batch 2,500, 1,000 steps, regularizer 0.1 ramped over steps
@@ -35,10 +35,8 @@ import xcebra
 from xcebra import Objective
 from xcebra.hypotheses import test_hypothesis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _args import parse_params  # noqa: E402
+from benchmarks.common import RESULTS, parse_params
 
-HERE = Path(__file__).resolve().parent
 BLOCKS = [("behavior", slice(0, 4)), ("time", slice(4, 14))]
 HYPOTHESIS = {"behavior": ["grid", "place"]}
 SEED_STYLE = {"behavior": ["grid", "place"], "time": ["head_direction", "speed"]}
@@ -92,14 +90,14 @@ def main(argv=None) -> None:
     parser.add_argument("--reference", type=Path, help="output of reference_ratinabox.py")
     parser.add_argument("--model", type=Path, help="an already fitted xcebra model of the same configuration")
     parser.add_argument("--save-model", type=Path, help="write the fitted xcebra model here")
-    parser.add_argument("--reuse-reference", nargs="?", const=HERE / "results" / "ratinabox_side_by_side.json",
+    parser.add_argument("--reuse-reference", nargs="?", const=RESULTS / "ratinabox_side_by_side.json",
                         type=Path, metavar="JSON",
                         help="take the reference's scores from a results JSON of this script instead of --reference "
                              "(default: benchmarks/results/ratinabox_side_by_side.json)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=JSON",
                         help="override an xcebra parameter, e.g. --param regularizer_batch_size=null")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.model and args.param:
         parser.error("--param changes the configuration of a fit; it has no effect with --model")
@@ -151,7 +149,7 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ratinabox_side_by_side.json").write_text(json.dumps(results, indent=2, default=float))
     lines = ["# RatInABox, seed configuration: xcebra and the reference package side by side", "",
-             "`python benchmarks/ratinabox_side_by_side.py` (see its docstring for the reference run). Same data "
+             "`python -m benchmarks.reference.ratinabox_side_by_side` (see its docstring for the reference run). Same data "
              "(xcebra.datasets.ratinabox() defaults: 90 neurons, 2000 s at 0.1 s), same configuration, 1000 steps."
              + (f" The reference's rows are reused from {args.reuse_reference.name} (--reuse-reference): its maps and "
                 "embedding do not change when xcebra does." if args.reuse_reference else "")

@@ -1,7 +1,7 @@
 """Attribution methods x trainings on synthetic data with known ground truth (issue: baselines benchmark).
 
-    python benchmarks/attribution_methods.py            # 3 seeds, both noise models
-    python benchmarks/attribution_methods.py --quick --seeds 1     # under 5 minutes on 2 cores
+    python -m benchmarks.quality.attribution_methods         # 3 seeds, both noise models
+    python -m benchmarks.quality.attribution_methods --quick --seeds 1     # under 5 minutes on 2 cores
 
 Same as `xcebra benchmark attribution`; writes benchmarks/results/attribution_methods.{md,csv,json,png}.
 """

@@ -1,7 +1,7 @@
 """Where the time goes: torch.profiler tables of one training step and of the Jacobian, and the two
 design choices measured against their straightforward alternatives.
 
-    python benchmarks/profile_step.py [--threads 2] > benchmarks/results/profile.md
+    python -m benchmarks.speed.profile_step [--threads 2] > benchmarks/results/profile.md
 
 1. Seed configuration (offset10, T=20,000, batch 2,500): one step embedding the step's ~10,000
    distinct time points as a batch of windows vs one pass of the encoder over the whole recording
@@ -11,33 +11,29 @@ design choices measured against their straightforward alternatives.
    dimension over the whole batch (what `attribution.jacobian.window_jacobian` does).
 3. Operator tables (torch.profiler) of a seed-configuration step with the regularizer and of a step of
    the small synthetic setting (offset1 MLP, batch 512).
-4. A whole fit of the small synthetic setting (600 steps) broken down: set-up inside ``XCEBRA.fit``,
-   each part of a step, and the work after training, for the bounds the estimator offers
+4. A whole fit of the small synthetic setting (600 steps), split into its training steps and the
+   rest of ``XCEBRA.fit`` (set-up and post-fit work), for the bounds the estimator offers
    (``--breakdown-only`` runs just this part).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import reference_cebra as ref  # noqa: E402
-import speed  # noqa: E402
+from xcebra.attribution.jacobian import window_jacobian
+from xcebra.data import sliding_windows
+from xcebra.models import make_encoder
+from xcebra.objectives import Embedder
+from xcebra.training import embed_indices
 
-from xcebra.attribution.jacobian import window_jacobian  # noqa: E402
-from xcebra.data import sliding_windows  # noqa: E402
-from xcebra.models import make_encoder  # noqa: E402
-from xcebra.objectives import Embedder  # noqa: E402
-from xcebra.training import embed_indices  # noqa: E402
+from benchmarks.reference import reference_cebra as ref
+from benchmarks.speed import speed
 
 
 def timed(fn, repeats: int = 3) -> float:
@@ -48,93 +44,17 @@ def timed(fn, repeats: int = 3) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-class _PhaseTimers:
-    """Wall seconds spent in named functions, patched in for the duration of a ``with`` block.
-
-    ``targets`` maps a phase name to ``(owner, attribute)``; a call made while another timed call is running
-    counts for the outer one (the encoder's forward inside ``embed_indices`` is part of "embed").
-    """
-
-    def __init__(self, targets: dict[str, tuple[object, str]]):
-        self.targets = targets
-        self.seconds = dict.fromkeys(targets, 0.0)
-        self.calls = dict.fromkeys(targets, 0)
-        self._depth = 0
-        self._stack = contextlib.ExitStack()
-
-    def _wrap(self, name: str, fn):
-        def timed(*args, **kwargs):
-            if self._depth:
-                return fn(*args, **kwargs)
-            self._depth += 1
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.seconds[name] += time.perf_counter() - start
-                self.calls[name] += 1
-                self._depth -= 1
-        return timed
-
-    def __enter__(self) -> "_PhaseTimers":
-        for name, (owner, attribute) in self.targets.items():
-            original = getattr(owner, attribute)
-            setattr(owner, attribute, self._wrap(name, original))
-            self._stack.callback(setattr, owner, attribute, original)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stack.close()
-
-
 def fit_breakdown(model, data: dict) -> dict:
-    """Seconds of one ``model.fit`` by part: set-up, the parts of the steps (summed over steps), post-fit.
-
-    Set-up is ``XCEBRA.fit`` up to the training loop (validation, encoder, sampler with its k-d tree, data
-    to a tensor); post-fit is what ``XCEBRA.fit`` does after the loop. The step parts are wall seconds
-    of: drawing the batch, the contrastive forward (``embed_indices``: gathering the distinct windows and
-    the encoder), the InfoNCE losses, the regularizer's forward and its vector-Jacobian product, the one
-    backward pass (contrastive and regularizer gradients), Adam, and the rest of the loop ("bookkeeping":
-    gradient norm, finiteness checks, the copy of the last good weights, the log's ``tolist``).
-    """
-    from xcebra import estimator, sampling, training
-    from xcebra.objectives import Embedder
-
-    marks = {}
-    train = estimator._train
-
-    def marked_train(*args, **kwargs):
-        marks["train_start"] = time.perf_counter()
-        try:
-            return train(*args, **kwargs)
-        finally:
-            marks["train_end"] = time.perf_counter()
-
-    timers = _PhaseTimers({
-        "sample": (sampling.BatchSampler, "sample"),
-        "embed (gather + forward)": (training, "embed_indices"),
-        "losses": (training, "_losses"),
-        "regularizer forward": (Embedder, "forward"),  # what embed_indices did not already count
-        "regularizer vector-Jacobian product": (training, "jacobian_penalty"),
-        "backward": (torch.Tensor, "backward"),
-        "Adam": (torch.optim.Adam, "step"),
-    })
-    estimator._train = marked_train
-    try:
-        with timers:
-            start = time.perf_counter()
-            model.fit(data["neural"], position=data["position"])
-            end = time.perf_counter()
-    finally:
-        estimator._train = train
+    """Seconds of one ``model.fit``: the training steps (the wall time of each step, which the fit logs in
+    ``log_["seconds"]``) and the rest of the call (validation, encoder, sampler and its k-d tree before the
+    loop; the post-fit work after it). Where the time goes inside a step is section 3's operator table."""
+    start = time.perf_counter()
+    model.fit(data["neural"], position=data["position"])
+    total = time.perf_counter() - start
     steps = float(model.log_["seconds"].sum())
-    parts = {"set-up in XCEBRA.fit": marks["train_start"] - start,
-             "training.fit outside the timed steps": (marks["train_end"] - marks["train_start"]) - steps}
-    parts.update(timers.seconds)
-    parts["bookkeeping (rest of the steps)"] = steps - sum(timers.seconds.values())
-    parts["post-fit in XCEBRA.fit"] = end - marks["train_end"]
-    return {"total": end - start, "steps": len(model.log_["seconds"]), "median_step": float(np.median(model.log_["seconds"])),
-            "parts": parts, "lipschitz": getattr(model, "lipschitz_", model.lipschitz),
+    return {"total": total, "steps": len(model.log_["seconds"]), "median_step": float(np.median(model.log_["seconds"])),
+            "parts": {"training steps": steps, "outside the steps (set-up and post-fit)": total - steps},
+            "lipschitz": getattr(model, "lipschitz_", model.lipschitz),
             "output_clip": getattr(model, "output_clip_", model.output_clip)}
 
 
@@ -164,7 +84,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print("# Where the time goes\n")
-    print(f"`python benchmarks/profile_step.py --threads {args.threads}` on {ref.cpu_model()}; "
+    print(f"`python -m benchmarks.speed.profile_step --threads {args.threads}` on {ref.cpu_model()}; "
           f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}.\n")
     if args.breakdown_only:
         print_breakdowns(args.synthetic_steps)

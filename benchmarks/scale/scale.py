@@ -1,7 +1,7 @@
 """Scale-out: many fits on Dask workers, a chunked attribution map of 10^6 time points, DDP step time.
 
-    python benchmarks/scale.py --out benchmarks/results          # about 20 minutes on 2 cores
-    python benchmarks/scale.py --fits 4 --steps 500 --points 200000 --no-ddp   # a quick look
+    python -m benchmarks.scale.scale --out benchmarks/results          # about 25 minutes on 2 cores
+    python -m benchmarks.scale.scale --fits 4 --steps 500 --points 200000 --no-ddp   # a quick look
 
 Measured in one run, on this machine (every cluster binds to 127.0.0.1):
   * 8 fits of the paper's small synthetic setting (T=12,000 x N=40, offset1 MLP, batch 512, euclidean
@@ -27,7 +27,6 @@ import os
 import platform
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,13 +35,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import reference_cebra as ref  # noqa: E402  (data makers; imports no cebra)
-from speed import seed_model, synthetic_model  # noqa: E402
+import xcebra
+from xcebra import parallel
 
-import xcebra  # noqa: E402
-from xcebra import parallel  # noqa: E402
+from benchmarks.common import RESULTS, run_module
+from benchmarks.reference import reference_cebra as ref  # data makers; imports no cebra
+from benchmarks.speed.speed import seed_model, synthetic_model
 
 
 def _free_port() -> int:
@@ -121,10 +119,9 @@ def ddp_steps(steps: int, threads: int) -> dict:
             result = Path(tmp) / "seconds.json"
             env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
             env["OMP_NUM_THREADS"] = "1"
-            subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                            "--master_addr=127.0.0.1", f"--master_port={_free_port()}", __file__, "--ddp-rank",
-                            str(result), "--ddp-steps", str(steps), "--ddp-weight", str(weight)],
-                           check=True, env=env)
+            run_module("torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+                       f"--master_port={_free_port()}", "-m", "benchmarks.scale.scale", "--ddp-rank", result,
+                       "--ddp-steps", steps, "--ddp-weight", weight, check=True, env=env)
             two = statistics.median(json.loads(result.read_text())[2:])
         out[label] = {"one_process_seconds": one, "two_processes_seconds": two, "speedup": one / two}
         print(f"DDP seed step ({label}): 1 process x {threads} threads {one:.3f} s, 2 processes x 1 thread "
@@ -134,7 +131,7 @@ def ddp_steps(steps: int, threads: int) -> dict:
 
 def render_markdown(result: dict) -> str:
     m = result["machine"]
-    lines = ["# Scale-out benchmark (`python benchmarks/scale.py`)", "",
+    lines = ["# Scale-out benchmark (`python -m benchmarks.scale.scale`)", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, xcebra {m['xcebra']}; every cluster on 127.0.0.1.", ""]
     if "many_fits" in result:
         f = result["many_fits"]
@@ -179,7 +176,7 @@ def main(argv=None) -> None:
     parser.add_argument("--no-fits", action="store_true")
     parser.add_argument("--no-attribution", action="store_true")
     parser.add_argument("--no-ddp", action="store_true")
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--ddp-rank", help=argparse.SUPPRESS)
     parser.add_argument("--ddp-steps", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--ddp-weight", type=float, help=argparse.SUPPRESS)

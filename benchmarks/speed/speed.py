@@ -1,8 +1,8 @@
 """Speed and memory of xcebra, side by side with the reference package on the same data and machine.
 
-    make bench                        # = python benchmarks/speed.py --out benchmarks/results
-    python benchmarks/speed.py --no-reference --no-scaling    # our side only, quick
-    python benchmarks/speed.py --bounds none,lipschitz4,clip5 --repeats 2 --out /tmp/bounds
+    make bench                        # = python -m benchmarks.speed.speed --out benchmarks/results
+    python -m benchmarks.speed.speed --no-reference --no-scaling    # our side only, quick
+    python -m benchmarks.speed.speed --bounds none,lipschitz4,clip5 --repeats 2 --out /tmp/bounds
         # only the small synthetic setting (600 steps) at each bound, round-robin with the reference
 
 Measured in one run (2 threads unless --threads):
@@ -18,7 +18,7 @@ Measured in one run (2 threads unless --threads):
     included) of 600 and of 2,000 steps, xcebra at the estimator's default bound on the embedding
     (neither ``lipschitz`` nor ``output_clip`` is passed; the bound the fit resolved is reported);
   * the reference package (cebra 0.6.1) on the same data and settings, when `make bench-env` has
-    created .venv-bench (run as a subprocess: benchmarks/reference_cebra.py);
+    created .venv-bench (run as a subprocess: benchmarks/reference/reference_cebra.py);
   * a scaling table: time per step and per attribution map as T, N and the batch grow (--scaling).
 
 Writes benchmarks/results/speed.{md,json} and speed_scaling.png (with --bounds: speed_bounds.{md,json}).
@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,14 +39,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import reference_cebra as ref  # noqa: E402  (data makers and memory probe; imports no cebra)
+import xcebra
+from xcebra import Objective
 
-import xcebra  # noqa: E402
-from xcebra import Objective  # noqa: E402
+from benchmarks.common import REFERENCE_PYTHON, RESULTS, run_module
+from benchmarks.reference import reference_cebra as ref  # data makers and memory probe; imports no cebra
 
-REFERENCE_PYTHON = HERE.parent / ".venv-bench" / "bin" / "python"
 DEVICE = "cpu"
 
 
@@ -167,8 +164,8 @@ def fresh_process_memory(model: xcebra.XCEBRA, neural: np.ndarray, threads: int)
         model_path, data_path = Path(tmp) / "model.xcebra", Path(tmp) / "neural.npy"
         model.save(model_path)
         np.save(data_path, neural)
-        done = subprocess.run([sys.executable, __file__, "--attribution-memory", str(model_path), str(data_path),
-                               "--threads", str(threads)], capture_output=True, text=True, check=True)
+        done = run_module("benchmarks.speed.speed", "--attribution-memory", model_path, data_path,
+                          "--threads", threads, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -186,12 +183,12 @@ def run_reference(setting: str, data_path: Path, threads: int, steps: int | None
         print("reference: .venv-bench not found (run `make bench-env`); skipping", file=sys.stderr)
         return None
     out = data_path.with_suffix(f".{setting}{'' if steps is None else f'-{steps}'}.json")
-    command = [str(REFERENCE_PYTHON), str(HERE / "reference_cebra.py"), "--data", str(data_path), "--setting", setting,
-               "--out", str(out), "--threads", str(threads), "--no-progress"]
+    arguments = ["--data", data_path, "--setting", setting, "--out", out, "--threads", threads, "--no-progress"]
     if steps is not None:
-        command += ["--steps", str(steps)]
-    print("reference:", " ".join(command), file=sys.stderr)
-    subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+        arguments += ["--steps", steps]
+    print("reference:", REFERENCE_PYTHON, "-m benchmarks.reference.reference_cebra", *arguments, file=sys.stderr)
+    run_module("benchmarks.reference.reference_cebra", *arguments, python=REFERENCE_PYTHON, check=True,
+               env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     return json.loads(out.read_text())
 
 
@@ -274,7 +271,7 @@ def render_bounds(result: dict) -> str:
     m, steps = result["machine"], result["steps"]
     theirs = statistics.median(result["reference"]) if result["reference"] else None
     lines = [f"# Small synthetic setting: whole {steps:,}-step fit by bound on the embedding", "",
-             f"`python benchmarks/speed.py --bounds ...` on {m['cpu']}, {m['threads']} threads, torch {m['torch']}; "
+             f"`python -m benchmarks.speed.speed --bounds ...` on {m['cpu']}, {m['threads']} threads, torch {m['torch']}; "
              f"load average {' / '.join(f'{x:.1f}' for x in m['load_average']['before'])} before and "
              f"{' / '.join(f'{x:.1f}' for x in m['load_average']['after'])} after. Medians of "
              f"{len(next(iter(result['xcebra'].values())))} round-robin runs; every run in brackets.", "",
@@ -304,7 +301,7 @@ def main(argv=None) -> None:
                              f"comma-separated from {', '.join(BOUNDS)}, next to the reference; writes speed_bounds.md")
     parser.add_argument("--repeats", type=int, default=1, help="--bounds: round-robin repetitions")
     parser.add_argument("--no-scaling", action="store_true")
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--attribution-memory", nargs=2, metavar=("MODEL", "NEURAL_NPY"), help=argparse.SUPPRESS)
     parser.add_argument("--render", type=Path, metavar="JSON",
                         help="only rewrite speed.md in --out from a speed.json this script wrote (no measurement)")
@@ -396,7 +393,7 @@ def render_markdown(result: dict, args=None) -> str:
     reference_total = ((result.get("reference_seed") or {}).get("no_regularizer") or {}).get("median_total_seconds")
     reference_fraction = 200.0 / reference_total / m["fp32_gflops"] if reference_total else None
     lines = ["# Speed and memory", "",
-             f"`python benchmarks/speed.py` on {m['cpu']} (device {m.get('device', 'cpu')}), {m['threads']} threads, torch {m['torch']}. "
+             f"`python -m benchmarks.speed.speed` on {m['cpu']} (device {m.get('device', 'cpu')}), {m['threads']} threads, torch {m['torch']}. "
              f"Dense matmul in the same run: {m['fp32_gflops']:.0f} GFLOP/s fp32, {m['bf16_gflops']:.0f} GFLOP/s bf16.", ""]
     rs, ry = result.get("reference_seed"), result.get("reference_synthetic")
     lines += ["| measurement | xcebra | cebra 0.6.1 | speed-up |", "|---|---|---|---|"]

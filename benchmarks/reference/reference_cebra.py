@@ -34,11 +34,11 @@ Examples
 --------
 ::
 
-    .venv-bench/bin/python benchmarks/reference_cebra.py --make-data seed /tmp/seed.npz
-    .venv-bench/bin/python benchmarks/reference_cebra.py --data /tmp/seed.npz \\
+    .venv-bench/bin/python -m benchmarks.reference.reference_cebra --make-data seed /tmp/seed.npz
+    .venv-bench/bin/python -m benchmarks.reference.reference_cebra --data /tmp/seed.npz \\
         --setting seed --out benchmarks/results/reference_seed.json --threads 2
-    .venv-bench/bin/python benchmarks/reference_cebra.py --make-data synthetic /tmp/syn.npz
-    .venv-bench/bin/python benchmarks/reference_cebra.py --data /tmp/syn.npz \\
+    .venv-bench/bin/python -m benchmarks.reference.reference_cebra --make-data synthetic /tmp/syn.npz
+    .venv-bench/bin/python -m benchmarks.reference.reference_cebra --data /tmp/syn.npz \\
         --setting synthetic --out benchmarks/results/reference_synthetic.json
 
 The result JSON holds versions, threads, machine, data shapes, every per-step time, medians,

@@ -5,12 +5,12 @@ ING and plain-Jacobian maps at block level (the decision metric: what the method
 entry (the seed's metric, which depends on the learned basis), plus how well the behaviour block
 decodes the behaviour (held-out linear R2, time-series splits).
 
-    python benchmarks/quality_synthetic.py                 # 3 seeds x 2 noise models, ~10 min on 2 cores
-    python benchmarks/quality_synthetic.py --seeds 1 --steps 500   # quick look
-    python benchmarks/quality_synthetic.py --steps 6000 --param lipschitz=4   # Lipschitz-bounded encoder, ~15 min
-    python benchmarks/quality_synthetic.py --regularizer 1.0 --param learning_rate=3e-3 --out /tmp/sweep
-    python benchmarks/quality_synthetic.py --ceiling-steps 2000,8000   # plus the supervised ceiling
-    python benchmarks/quality_synthetic.py --ceiling-steps 2000,8000 --ceiling-regularizer 0,0.1
+    python -m benchmarks.quality.quality_synthetic                 # 3 seeds x 2 noise models, ~10 min on 2 cores
+    python -m benchmarks.quality.quality_synthetic --seeds 1 --steps 500   # quick look
+    python -m benchmarks.quality.quality_synthetic --steps 6000 --param lipschitz=4   # Lipschitz-bounded encoder, ~15 min
+    python -m benchmarks.quality.quality_synthetic --regularizer 1.0 --param learning_rate=3e-3 --out /tmp/sweep
+    python -m benchmarks.quality.quality_synthetic --ceiling-steps 2000,8000   # plus the supervised ceiling
+    python -m benchmarks.quality.quality_synthetic --ceiling-steps 2000,8000 --ceiling-regularizer 0,0.1
 
 Writes benchmarks/results/quality_synthetic.{md,csv}.
 """
@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _args import parse_params  # noqa: E402
+from benchmarks.common import RESULTS, parse_params
 
 #: the configuration benchmarked (and used by tests/test_end_to_end.py): the paper's small synthetic setting
 CONFIG = dict(model="offset1", hidden_units=128, loss="euclidean", batch_size=512, learning_rate=1e-3,
@@ -38,7 +37,7 @@ STEPS = 2000
 REGULARIZER = 0.01
 #: the time objective's offset (steps): 1 on this data, whose time-only latents change from step to step
 TIME_OFFSET = 1
-DEFAULT_OUT = Path(__file__).parent / "results"
+DEFAULT_OUT = RESULTS
 
 
 def latent_fit(embedding, blocks, data) -> dict:
@@ -207,7 +206,7 @@ def main(argv=None) -> None:
         writer.writeheader()
         writer.writerows(rows)
     config = {**CONFIG, **params}
-    command = " ".join(["python benchmarks/quality_synthetic.py", f"--seeds {args.seeds}"]
+    command = " ".join(["python -m benchmarks.quality.quality_synthetic", f"--seeds {args.seeds}"]
                        + ([f"--steps {args.steps}"] if args.steps != STEPS else [])
                        + (["--bf16"] if args.bf16 else [])
                        + ([f"--regularizer {reg_weight:g}"] if reg_weight != REGULARIZER else [])

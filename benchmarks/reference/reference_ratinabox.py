@@ -2,7 +2,7 @@
 
 Runs in the reference environment (`make bench-env`), never imports xcebra:
 
-    .venv-bench/bin/python benchmarks/reference_ratinabox.py --data DATA.npz --out REF.npz [--steps 1000] [--seed S]
+    .venv-bench/bin/python -m benchmarks.reference.reference_ratinabox --data DATA.npz --out REF.npz [--steps 1000] [--seed S]
 
 DATA.npz holds `spikes` (T, N) and `position` (T, 2). The script reproduces the seed notebook cell by
 cell (configuration built by `reference_cebra.build_solver`, the seed's `LinearRampUp` schedule for the
@@ -11,21 +11,19 @@ regularizer, `solver.fit`), then embeds every time point as the notebook does an
 `jf_convabs_inv_svd` (each (14, N): mean absolute value over time, the notebook's reduction),
 `jf_inv_block` (the same reduction of the per-block inverse of the reference's own per-time Jacobians,
 behaviour rows at rank 2: what xcebra's "ing-block" computes, here from the reference's fit) and a
-JSON string `info` with timings. `benchmarks/ratinabox_side_by_side.py` scores it next to xcebra.
+JSON string `info` with timings. `benchmarks/reference/ratinabox_side_by_side.py` scores it next to xcebra.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import reference_cebra as ref  # noqa: E402
+from benchmarks.reference import reference_cebra as ref
 
 
 #: (start, stop, rank) of each embedding block for the per-block inverse; rank None keeps every singular

@@ -8,16 +8,16 @@ and the behaviour-block AUC of the ING, per-block ING and Jacobian maps, per see
 [min-max].
 
 ``--reference`` adds the reference package's runs, scored by the same functions: each item is either
-the output of ``reference_ratinabox.py`` (scored here; needs ``--data``, the data file it was fitted
-on) or a results JSON of ``ratinabox_side_by_side.py`` (its ``cebra`` entry). Each scored run is kept
+the output of ``reference_ratinabox`` (scored here; needs ``--data``, the data file it was fitted
+on) or a results JSON of ``ratinabox_side_by_side`` (its ``cebra`` entry). Each scored run is kept
 in OUT as ``reference_NAME.json``, so ``--reference OUT/reference_NAME.json`` reuses it. The table then
 compares the two packages column by column: medians, how many runs reach the reference's median, and
 a two-sided Mann-Whitney U test (are the runs of one package shifted against the other's?).
 
-    python benchmarks/demo_seeds.py --seeds 0,1,2,3
-    python benchmarks/demo_seeds.py --seeds 0,1,2,3 --reuse      # only tabulate finished runs
-    python benchmarks/demo_seeds.py --seeds 0,1 --steps 2000 --out benchmarks/results/demo_seeds_2000steps
-    python benchmarks/demo_seeds.py --seeds 0,1,2,3,4,5,6,7 --reuse --data benchmarks/scratch/ratinabox_default.npz \\
+    python -m benchmarks.reference.demo_seeds --seeds 0,1,2,3
+    python -m benchmarks.reference.demo_seeds --seeds 0,1,2,3 --reuse      # only tabulate finished runs
+    python -m benchmarks.reference.demo_seeds --seeds 0,1 --steps 2000 --out benchmarks/results/demo_seeds_2000steps
+    python -m benchmarks.reference.demo_seeds --seeds 0,1,2,3,4,5,6,7 --reuse --data benchmarks/scratch/ratinabox_default.npz \\
         --reference benchmarks/scratch/reference_seed2.npz benchmarks/results/demo_seeds/reference_seed1.json \\
         first_unseeded=benchmarks/results/ratinabox_side_by_side.json
 
@@ -35,11 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from _args import parse_seeds
+from benchmarks.common import RESULTS, SCRATCH, parse_seeds
 
-HERE = Path(__file__).resolve().parent
 METHODS = ("ing", "ing-block", "jacobian")
-DEFAULT_OUT = HERE / "results" / "demo_seeds"
+DEFAULT_OUT = RESULTS / "demo_seeds"
 
 
 def demo_row(summary: dict) -> dict:
@@ -60,7 +59,7 @@ def reference_row(scored: dict) -> dict:
 
 
 def score_reference(path: Path, data: Path | None, parser: argparse.ArgumentParser) -> dict:
-    """Scores of one reference run, from a results JSON or from the output of reference_ratinabox.py."""
+    """Scores of one reference run, from a results JSON or from the output of reference_ratinabox."""
     if not path.exists():
         parser.error(f"--reference {path}: no such file")
     if path.suffix == ".json":
@@ -71,8 +70,7 @@ def score_reference(path: Path, data: Path | None, parser: argparse.ArgumentPars
         return scored
     if data is None:
         parser.error(f"--reference {path}: scoring a reference run needs --data, the data file it was fitted on")
-    sys.path.insert(0, str(HERE))
-    from ratinabox_side_by_side import score
+    from benchmarks.reference.ratinabox_side_by_side import score
 
     recording, run = np.load(data), np.load(path)
     maps = {"ing": run["jf_inv_svd"], "jacobian": run["jf"]}
@@ -100,12 +98,12 @@ def spread(values: np.ndarray) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2,3", help="comma-separated model seeds (default 0,1,2,3)")
-    parser.add_argument("--scratch", type=Path, default=HERE / "scratch", help="where the demo runs are written")
+    parser.add_argument("--scratch", type=Path, default=SCRATCH, help="where the demo runs are written")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse SCRATCH/demo_seedS/summary.json, else OUT/summary_seedS.json, if present")
     parser.add_argument("--steps", type=int, help="training steps (xcebra demo --steps; default: the seed's 1000)")
     parser.add_argument("--reference", nargs="+", default=[], metavar="[NAME=]RUN",
-                        help="reference runs: reference_ratinabox.py outputs (.npz, scored with --data) or results "
+                        help="reference runs: reference_ratinabox outputs (.npz, scored with --data) or results "
                              "JSONs; NAME (default: the file name without 'reference_') labels the run")
     parser.add_argument("--data", type=Path, help="the data file the reference runs were fitted on (.npz)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -149,7 +147,7 @@ def main(argv=None) -> None:
     config = "the seed's configuration, " + (f"{args.steps} steps (regularizer ramp scaled)" if args.steps else
                                              f"{'/'.join(map(str, steps))} steps")
     lines = ["# The demo over model seeds", "",
-             f"`python benchmarks/demo_seeds.py --seeds {args.seeds}{flags}"
+             f"`python -m benchmarks.reference.demo_seeds --seeds {args.seeds}{flags}"
              + (" --reference " + " ".join(args.reference) if args.reference else "")
              + f"` (each seed: `xcebra demo --seed S{f' --steps {args.steps}' if args.steps else ''}`; same simulated "
              f"data, {config}, training precision {'/'.join(precision)}). "
@@ -168,7 +166,7 @@ def main(argv=None) -> None:
         ref_rows = {name: reference_row(s) for name, s in references.items()}
         theirs = {c: np.array([row[c] for row in ref_rows.values()]) for c in columns}
         lines += ["", "## The reference package (cebra 0.6.1) on the same data and configuration", "",
-                  "Each run fitted by `.venv-bench/bin/python benchmarks/reference_ratinabox.py --data DATA.npz --out "
+                  "Each run fitted by `.venv-bench/bin/python -m benchmarks.reference.reference_ratinabox --data DATA.npz --out "
                   "RUN.npz [--seed S]` (fp32, 1000 steps) and scored here by the same functions as xcebra's. Its "
                   "'ing-block' is the per-block inverse of the reference's own per-time Jacobians (behaviour block at "
                   "rank 2, as xcebra's); runs made before the script computed it have none ('-').", "",

@@ -1,0 +1,1 @@
+"""How well: attribution maps and decoding scored against known ground truth on synthetic data."""

@@ -1,0 +1,1 @@
+"""How far it scales: many fits on Dask workers, chunked attribution maps, data-parallel training."""

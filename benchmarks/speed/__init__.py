@@ -1,0 +1,1 @@
+"""How fast: xcebra against the reference package, and where a step spends its time."""
