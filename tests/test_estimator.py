@@ -292,7 +292,7 @@ def test_data_errors(fitted, data):
 
 def test_checkpoint_resume_matches_uninterrupted_run(data, tmp_path, monkeypatch):
     neural, position = data
-    import xcebra.training as training
+    import xcebra.training.contrastive as training  # where the step calls the regularizer's schedule
 
     full = _model(max_steps=6).fit(neural, position=position)
     real = training.ramp_weight

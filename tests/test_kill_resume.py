@@ -55,7 +55,7 @@ SETUP = textwrap.dedent(f"""
 # kill lands mid-fit without relying on the machine's speed.
 CHILD = SETUP + textwrap.dedent("""
     import sys, time
-    import xcebra.training as training
+    import xcebra.training.contrastive as training  # where the step calls the regularizer's schedule
 
     checkpoint_dir, out, delay, every = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
     schedule = training.ramp_weight
@@ -233,14 +233,14 @@ def test_checkpoint_loader_refuses_truncations_cleanly(checkpointed):
 def test_divergence_keeps_weights_and_log(monkeypatch):
     neural, position = _recording()
     calls = {"n": 0}
-    real = training.infonce
+    real = training.contrastive.infonce
 
     def poisoned(*args, **kwargs):
         calls["n"] += 1
         value = real(*args, **kwargs)
         return value * float("nan") if calls["n"] > 6 else value  # two objectives per step: step 3 fails
 
-    monkeypatch.setattr(training, "infonce", poisoned)
+    monkeypatch.setattr(training.contrastive, "infonce", poisoned)
     model = _model(max_steps=6)
     with pytest.raises(DivergenceError, match=r"^training diverged at step 3: loss=nan, gradient norm=nan\. The "
                                               r"weights from before this step were kept") as info:

@@ -156,13 +156,13 @@ def test_cosine_fit_logs_no_embedding_std(training_setup_factory, small_recordin
 
 def test_regularizer_not_computed_while_its_weight_is_zero(training_setup_factory, small_recording, monkeypatch):
     calls = []
-    original = training.jacobian_penalty
+    original = training.contrastive.jacobian_penalty
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(training, "jacobian_penalty", counting)
+    monkeypatch.setattr(training.contrastive, "jacobian_penalty", counting)
     setup = training_setup_factory(*small_recording, max_steps=6, regularizer_weight=0.5, regularizer_ramp=(2, 4))
     log = _fit(setup)
     assert len(calls) == 3  # steps 3, 4, 5 (the weight is 0 at steps 0, 1 and 2 = on)
@@ -184,7 +184,7 @@ def test_divergence_raises_with_step_and_keeps_previous_weights(training_setup_f
     calls = {"n": 0}
     fail_step = 3
     if where == "loss":
-        original = training.infonce
+        original = training.contrastive.infonce
         per_step = len(setup["heads"])
 
         def patched(*args, **kwargs):
@@ -195,10 +195,10 @@ def test_divergence_raises_with_step_and_keeps_previous_weights(training_setup_f
                 return value * float("nan")
             return value
 
-        monkeypatch.setattr(training, "infonce", patched)
+        monkeypatch.setattr(training.contrastive, "infonce", patched)
     elif where == "gradient":
         # finite loss, non-finite gradient of one weight: caught by the gradient norm
-        original = training.infonce
+        original = training.contrastive.infonce
         per_step = len(setup["heads"])
         weight = next(embedder.parameters())
 
@@ -209,9 +209,9 @@ def test_divergence_raises_with_step_and_keeps_previous_weights(training_setup_f
                 weight.register_hook(lambda grad: grad * float("nan"))
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(training, "infonce", patched)
+        monkeypatch.setattr(training.contrastive, "infonce", patched)
     else:
-        original = training.jacobian_penalty
+        original = training.contrastive.jacobian_penalty
 
         def patched(*args, **kwargs):
             calls["n"] += 1
@@ -221,7 +221,7 @@ def test_divergence_raises_with_step_and_keeps_previous_weights(training_setup_f
                 return value * float("inf")  # finite loss terms, infinite total and gradients
             return value
 
-        monkeypatch.setattr(training, "jacobian_penalty", patched)
+        monkeypatch.setattr(training.contrastive, "jacobian_penalty", patched)
     loss = r"\d[\d.e+-]*" if where == "gradient" else "(nan|inf)"
     with pytest.raises(DivergenceError, match=f"training diverged at step {fail_step}: loss={loss}, gradient norm=nan"):
         _fit(setup)

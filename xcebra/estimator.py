@@ -9,7 +9,6 @@ import os
 import secrets
 import warnings
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -23,15 +22,17 @@ from ._validation import check_neural_array, check_parameters, is_int, is_real, 
 from .attribution.compute import compute_attribution_map, read_rows, resolve_method_options
 from .attribution.maps import AttributionMap
 from .data import TimeSeries
-from .ddp import current_group, is_rank_zero
 from .losses import Temperature
-from .models import MODELS, make_encoder
-from .objectives import LOSSES, Embedder, Layout, Objective, block_layout
+from .models import MODELS, Embedder, make_encoder
+from .objectives import LOSSES, Layout, Objective, block_layout
 from .sampling import BatchSampler, Domain, make_distribution
-from .diagnostics import (SPREAD_LIMIT, EmbeddingCollapseWarning, EmbeddingGrowthWarning, collapse_message,
-                          collapsed_objectives, euclidean_spread, growth_message)
-from .training import DivergenceError, LossHead, TrainingPlan, _fingerprint_data, evaluate_losses
-from .training import fit as _train
+from .exceptions import DivergenceError, EmbeddingCollapseWarning, EmbeddingGrowthWarning
+from .training.checkpoint import fingerprint_data, prepare_checkpoint_dir
+from .training.contrastive import LossHead, evaluate_losses
+from .training.contrastive import fit as _train
+from .training.diagnostics import SPREAD_LIMIT, collapse_message, collapsed_objectives, euclidean_spread, growth_message
+from .training.distributed import current_group, is_rank_zero
+from .training.loop import TrainingPlan
 
 __all__ = ["XCEBRA"]
 
@@ -321,23 +322,6 @@ class XCEBRA(BaseEstimator):
                     f"Objective '{objective.name}' uses distribution 'discrete', which needs one integer class per "
                     f"time point (shape (T,)), but label '{objective.label}' has shape {label.shape}")
 
-    @staticmethod
-    def _prepare_checkpoint_dir(checkpoint_dir: Any) -> Path:
-        """Create ``checkpoint_dir`` before training, so that a bad path fails now and not at the first checkpoint."""
-        try:
-            directory = Path(checkpoint_dir)
-        except TypeError:
-            raise ValueError(f"checkpoint_dir must be a path (str or os.PathLike); got {checkpoint_dir!r}") from None
-        if directory.exists() and not directory.is_dir():
-            raise ValueError(f"checkpoint_dir {str(directory)!r} exists and is not a directory; pass a directory")
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ValueError(f"checkpoint_dir {str(directory)!r} cannot be created: {error.strerror or error}") from None
-        if not os.access(directory, os.W_OK | os.X_OK):
-            raise ValueError(f"checkpoint_dir {str(directory)!r} is not writable; pass a directory you can write to")
-        return directory
-
     # ------------------------------------------------------------------ building blocks
     def _build(self, layout: Layout, n_neurons: int, seed: int) -> tuple[Embedder, list[LossHead]]:
         with torch.random.fork_rng(devices=[]):
@@ -389,7 +373,7 @@ class XCEBRA(BaseEstimator):
         params = self._params_to_json()
         params.pop("verbose"), params.pop("device"), params.pop("num_threads")
         digest = hashlib.blake2b(json.dumps(params, sort_keys=True).encode(), digest_size=16).hexdigest()
-        return digest + _fingerprint_data(torch.from_numpy(data.neural), data.labels)
+        return digest + fingerprint_data(torch.from_numpy(data.neural), data.labels)
 
     # ------------------------------------------------------------------ public API
     def _labels_with_y(self, y: Any, labels: dict) -> dict:
@@ -482,7 +466,7 @@ class XCEBRA(BaseEstimator):
             precision=self.precision)
         neural_tensor = data.tensor(device)
         if checkpoint_dir is not None:
-            checkpoint_dir = self._prepare_checkpoint_dir(checkpoint_dir)
+            checkpoint_dir = prepare_checkpoint_dir(checkpoint_dir)
         self.random_state_ = seed
         self.lipschitz_, self.output_clip_ = self._resolved_bound()
         self.n_features_in_ = data.n_neurons
@@ -745,7 +729,7 @@ class XCEBRA(BaseEstimator):
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model to ``path`` (safetensors weights + JSON header; atomic; no pickle).
 
-        In data-parallel training (:mod:`xcebra.ddp`) only rank 0 writes; on other ranks this does nothing.
+        In data-parallel training (:mod:`xcebra.training.distributed`) only rank 0 writes; on other ranks this does nothing.
         """
         self._check_is_fitted()
         if not is_rank_zero():

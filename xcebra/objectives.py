@@ -12,13 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from ._validation import check_float, check_int, check_option
 import numpy as np
 
+from ._validation import check_float, check_int, check_option
+from .models import Embedder  # noqa: F401  (re-exported: its home was this module)
 from .sampling import DISTRIBUTIONS, label_autocorrelation_time
 
 __all__ = ["Objective", "Layout", "Embedder", "block_layout", "LOSSES"]
@@ -236,50 +233,3 @@ def block_layout(objectives: Sequence[Objective], output_dim: int, default_loss:
             start = d
     coverage = tuple(sum(o.dims[0] <= d < o.dims[1] for o in objectives) for d in range(output_dim))
     return Layout(blocks=blocks, normalized=normalized, coverage=coverage)
-
-
-class Embedder(nn.Module):
-    """Encoder followed by the per-block normalisation of the layout: the network that is trained and attributed.
-
-    ``forward(x)``: x of shape (B, N, L) -> embedding of shape (B, L - window + 1, D); normalised blocks
-    have unit norm (with an epsilon, so an all-zero output gives zeros, not NaN).
-    """
-
-    def __init__(self, encoder: nn.Module, blocks: Sequence[tuple[str, slice]], normalized: Sequence[bool],
-                 eps: float = 1e-8):
-        super().__init__()
-        self.encoder = encoder
-        self.block_slices = [(s.start, s.stop) for _, s in blocks]
-        self.normalized = list(normalized)
-        self.eps = eps
-
-    @property
-    def window(self) -> int:
-        return self.encoder.window
-
-    @property
-    def left(self) -> int:
-        return self.encoder.left
-
-    def forward(self, x: torch.Tensor, precision: str = "fp32", shift: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, N, L) -> (B, L - window + 1, D), float32.
-
-        ``precision="bf16"`` runs the encoder under ``torch.autocast`` in bfloat16 (weights, accumulation
-        and the block normalisation stay in float32); used only for training (contrastive pass and
-        regularizer) when asked for.
-        ``shift`` (B, N), optional: added to every frame of ``x`` (see :class:`xcebra.models.Encoder`).
-        """
-        args = (x,) if shift is None else (x, shift)
-        if precision == "bf16":
-            with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
-                z = self.encoder(*args)
-            z = z.float().transpose(1, 2)
-        else:
-            z = self.encoder(*args).transpose(1, 2)
-        if not any(self.normalized):
-            return z
-        if all(self.normalized) and len(self.block_slices) == 1:
-            return F.normalize(z, dim=-1, eps=self.eps)
-        parts = [F.normalize(z[..., a:b], dim=-1, eps=self.eps) if norm else z[..., a:b]
-                 for (a, b), norm in zip(self.block_slices, self.normalized)]
-        return torch.cat(parts, dim=-1)

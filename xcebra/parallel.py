@@ -16,7 +16,7 @@ is then read by the workers, so the paths must be visible from the compute nodes
   chunk's rows, reduced from exact float64 sums, so the result equals
   :meth:`xcebra.XCEBRA.attribution_map` (values and ``stderr``) to float round-off.
 
-Data-parallel training of one model over processes (``torchrun``, ``srun``) is :mod:`xcebra.ddp`;
+Data-parallel training of one model over processes (``torchrun``, ``srun``) is :mod:`xcebra.training.distributed`;
 ``XCEBRA.fit`` uses it by itself.
 
 These functions need the ``dask`` extra: ``pip install "xcebra[dask]"``.
@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from .exceptions import FitManyError
 
 __all__ = ["fit_many", "sweep", "attribution_map", "local_client", "FitManyError", "SweepResult", "model_path",
            "INDEX_NAME"]
@@ -251,24 +253,6 @@ def _fit_task(estimator: Any, job: dict, out_dir: str | None) -> _FitOutcome:
     if path is not None:
         model.save(path)  # temporary file + fsync + rename: a killed worker leaves no partial model
     return _FitOutcome(model, None if path is None else str(path), False, time.perf_counter() - started)
-
-
-class FitManyError(RuntimeError):
-    """Some jobs of :func:`fit_many` failed after their retries.
-
-    Attributes
-    ----------
-    failures : dict of int -> BaseException, the error of each failed job (by its index in ``datasets``).
-    models : list, the fitted estimator of each job, None where it failed. With ``out_dir`` the finished
-        ones are on disk too, and a rerun with the same arguments fits only the failed jobs.
-    """
-
-    def __init__(self, failures: dict[int, BaseException], models: list, out_dir: str | None):
-        self.failures, self.models = failures, models
-        lines = [f"job {i}: {type(e).__name__}: {e}" for i, e in sorted(failures.items())]
-        kept = (f"; the {len(models) - len(failures)} finished models are in {out_dir!r} and a rerun fits only "
-                "the failed jobs" if out_dir is not None else "")
-        super().__init__(f"{len(failures)} of {len(models)} fits failed{kept}:\n" + "\n".join(lines))
 
 
 def fit_many(estimator: Any, datasets: Sequence[Mapping[str, Any]], client: Any = None, out_dir: str | os.PathLike | None = None,

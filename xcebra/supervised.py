@@ -27,9 +27,10 @@ from .attribution.compute import compute_attribution_map, read_rows, resolve_met
 from .attribution.maps import AttributionMap
 from .data import sliding_windows
 from .models import MODELS, make_encoder
-from .objectives import Embedder
+from .models import Embedder
 from .regularizers import jacobian_penalty
-from .training import DivergenceError, make_adam
+from .exceptions import DivergenceError
+from .training.loop import make_adam
 
 __all__ = ["SupervisedRegressor"]
 
@@ -112,7 +113,7 @@ class SupervisedRegressor(RegressorMixin, BaseEstimator):
 
     Attributes
     ----------
-    encoder_ : xcebra.objectives.Embedder, the encoder (no normalisation).
+    encoder_ : xcebra.models.Embedder, the encoder (no normalisation).
     readout_ : torch.nn.Module, linear map embedding -> standardised target (``nn.Identity`` if none).
     blocks_ : list of (name, slice).
     log_ : dict, ``"loss"``: ndarray (max_steps,), the training MSE on the standardised target; with a

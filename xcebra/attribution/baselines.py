@@ -61,7 +61,7 @@ Examples
 >>> import torch
 >>> from xcebra.attribution.baselines import make_attributor
 >>> from xcebra.models import make_encoder
->>> from xcebra.objectives import Embedder
+>>> from xcebra.models import Embedder
 >>> encoder = make_encoder("offset5", n_neurons=6, hidden_units=8, output_dim=3)
 >>> embedder = Embedder(encoder, [("all", slice(0, 3))], [False])
 >>> attribute = make_attributor(embedder, "integrated-gradients", n_steps=8)
@@ -355,7 +355,7 @@ def make_attributor(embedder: nn.Module, method: str, *, random_state: int | Non
     ----------
     embedder : nn.Module
         Maps windows (B, N, L) to embeddings (B, L - window + 1, D) and has attributes ``window`` and
-        ``left`` (:class:`xcebra.objectives.Embedder`); it is called with ``L == window``.
+        ``left`` (:class:`xcebra.models.Embedder`); it is called with ``L == window``.
     method : {"neuron-gradient", "integrated-gradients", "feature-ablation", "shapley-sampling", "gradient-shap"}
         See the module docstring for what each computes and costs per time point.
     random_state : int or None, default 0

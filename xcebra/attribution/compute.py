@@ -214,7 +214,7 @@ def compute_attribution_map(embedder: nn.Module, neural: Any, method: str, block
     Parameters
     ----------
     embedder : nn.Module
-        Maps windows (B, N, window) to (B, 1, D); has ``window`` and ``left`` (:class:`xcebra.objectives.Embedder`).
+        Maps windows (B, N, window) to (B, 1, D); has ``window`` and ``left`` (:class:`xcebra.models.Embedder`).
         It is not changed (no moving, casting, mode switch or ``.grad``).
     neural : array-like of shape (T, N)
         Anything with ``shape`` and row slicing (numpy array, ``np.memmap``, h5py dataset); each batch

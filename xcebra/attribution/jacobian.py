@@ -48,7 +48,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..objectives import Embedder
+from ..models import Embedder
 
 __all__ = ["window_jacobian", "lag_summed_jacobian", "reduce_lags", "pseudo_inverse", "block_pseudo_inverse",
            "per_time_attribution", "LAG_REDUCTIONS"]
@@ -81,7 +81,7 @@ def lag_summed_jacobian(embedder: nn.Module, windows: torch.Tensor) -> torch.Ten
 
     The derivative of the embedding with respect to a shift ``s`` (B, N) added to every frame of the
     window, which equals the Jacobian of :func:`window_jacobian` summed over lags. An
-    :class:`xcebra.objectives.Embedder` pushes the shift through its encoder's linear first layer, so
+    :class:`xcebra.models.Embedder` pushes the shift through its encoder's linear first layer, so
     the reverse passes stop there; any other module gets ``x + s`` and the same result.
     One forward pass for the batch, one reverse pass per output dimension; parameters are untouched.
     """

@@ -51,6 +51,8 @@ from typing import Any
 
 import numpy as np
 
+from ..exceptions import MissingKeyError
+
 __all__ = ["load_arrays", "list_keys", "MissingKeyError", "SUFFIXES"]
 
 logger = logging.getLogger("xcebra")
@@ -60,13 +62,6 @@ SUFFIXES = {"npz": (".npz",), "npy": (".npy",), "hdf5": (".h5", ".hdf5", ".he5")
 _MAX_LISTED = 20
 _NWB_HINT = 'reading .nwb files needs the optional dependency pynwb: pip install "xcebra[nwb]"'
 _H5_HINT = 'reading HDF5 files needs the optional dependency h5py: pip install h5py'
-
-
-class MissingKeyError(KeyError):
-    """A requested key is not in the file. ``str(error)`` is the plain message (no quotes added)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 def _listing(keys: list[str]) -> str:
