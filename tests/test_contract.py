@@ -112,9 +112,11 @@ def test_grid_search_ranks_models_by_score(recording):
     assert scores[1] > scores[0]
 
 
-def test_clone_and_pickle_keep_a_fitted_model(recording):
+@pytest.mark.parametrize("bound", [{}, {"loss": "euclidean"}, {"loss": "euclidean", "lipschitz": None, "output_clip": 5.0}])
+def test_clone_and_pickle_keep_a_fitted_model(recording, bound):
+    # euclidean: the default Lipschitz bound makes the encoder a parametrized module (Dask pickles fitted models)
     neural, position = recording
-    model = _estimator().fit(neural, position)
+    model = _estimator(**bound).fit(neural, position)
     again = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(again.transform(neural), model.transform(neural))
     assert clone(model).get_params() == model.get_params() and not hasattr(clone(model), "encoder_")

@@ -510,6 +510,30 @@ class XCEBRA(BaseEstimator):
         if spread is not None and spread > SPREAD_LIMIT:
             warnings.warn(growth_message(self.log_, spread, temperature), EmbeddingGrowthWarning, stacklevel=3)
 
+    def __getstate__(self) -> dict:
+        """Pickling (Dask sends fitted models between processes): the encoder travels as its weights.
+
+        A bounded encoder (``lipschitz``) is a parametrized module, which torch does not pickle; the
+        weights are loaded into the same architecture on unpickling, as :meth:`load` does.
+        """
+        state = dict(super().__getstate__())  # a copy: the base may return the instance dict itself
+        encoder = state.pop("encoder_", None)
+        if encoder is not None:
+            state["_encoder_weights"] = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+            state["_encoder_device"] = str(self._device_of_model())
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        weights = state.pop("_encoder_weights", None)
+        device = state.pop("_encoder_device", "cpu")
+        super().__setstate__(state)
+        if weights is not None:
+            embedder, _ = self._build(self.layout_, self.n_features_in_, 0)
+            embedder.load_state_dict(weights, strict=True)
+            if device.startswith("cuda") and not torch.cuda.is_available():
+                device = "cpu"  # a model fitted on a GPU unpickles on a CPU-only machine
+            self.encoder_ = embedder.to(device).eval()
+
     def _device_of_model(self) -> torch.device:
         return next(self.encoder_.parameters()).device
 
