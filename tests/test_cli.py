@@ -327,7 +327,7 @@ def test_usage_errors_exit_2(argv, capsys):
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", ["demo", "fit", "fit-many", "embed", "attribute", "report"])
+@pytest.mark.parametrize("command", ["demo", "fit", "fit-many", "embed", "attribute", "report", "benchmark"])
 def test_help_of_every_command_shows_an_example(command, capsys):
     assert main([command, "--help"]) == 0
     out = capsys.readouterr().out
@@ -337,10 +337,30 @@ def test_help_of_every_command_shows_an_example(command, capsys):
 def test_main_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("demo", "fit", "fit-many", "embed", "attribute", "report"):
+    for command in ("demo", "fit", "fit-many", "embed", "attribute", "report", "benchmark"):
         assert command in out
     assert set(build_parser()._subparsers._group_actions[0].choices) == {"demo", "fit", "fit-many", "embed",
-                                                                         "attribute", "report"}
+                                                                         "attribute", "report", "benchmark"}
+
+
+def test_benchmark_runs_the_attribution_benchmark_of_the_library(tmp_path, monkeypatch, capsys):
+    """``xcebra benchmark attribution`` (documented in xcebra.benchmark and the results pages) is a thin call."""
+    import xcebra.cli.benchmark as command
+
+    calls = []
+
+    def fake(out, **kwargs):
+        calls.append((out, kwargs))
+        (out / "attribution_methods.md").write_text("| table |\n")
+        return []
+
+    monkeypatch.setattr(command, "run_attribution_benchmark", fake)
+    assert main(["benchmark", "attribution", "--quick", "--seeds", "1", "--out", str(tmp_path), "-q"]) == 0
+    assert calls == [(tmp_path, {"seeds": 1, "quick": True, "workers": 2, "verbose": False})]
+    assert "| table |" in capsys.readouterr().out
+    assert main(["benchmark", "attribution", "--seeds", "0", "--out", str(tmp_path)]) == 1
+    assert "--seeds and --workers must be >= 1; got 0 and 2" in capsys.readouterr().err
+    assert main(["benchmark", "speed"]) == 2
 
 
 def test_debug_shows_the_traceback(files, tmp_path):

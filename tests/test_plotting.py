@@ -15,6 +15,7 @@ from matplotlib.container import BarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from xcebra import plotting  # noqa: E402
+from xcebra.viz._axes import _cell_type_groups  # noqa: E402
 
 BLOCKS = [("behavior", slice(0, 2)), ("time", slice(2, 5))]
 #: interleaved types: grouping must move columns, in order of first appearance, stable inside a type
@@ -56,14 +57,14 @@ def _close_figures():
 
 
 def test_cell_type_groups_order_and_bands():
-    order, groups = plotting._cell_type_groups(CELL_TYPES, N, "test")
+    order, groups = _cell_type_groups(CELL_TYPES, N, "test")
     np.testing.assert_array_equal(order, ORDER)
     assert groups == [("place", 0, 3), ("grid", 3, 6), ("speed", 6, 8)]
 
 
 def test_cell_type_groups_keep_order_of_grouped_input():
     types_sorted = ["grid"] * 3 + ["head_direction"] * 2
-    order, groups = plotting._cell_type_groups(types_sorted, 5, "test")
+    order, groups = _cell_type_groups(types_sorted, 5, "test")
     np.testing.assert_array_equal(order, np.arange(5))
     assert [g[0] for g in groups] == ["grid", "head_direction"]
 

@@ -10,6 +10,8 @@ flipped bit on disk, a partial copy, a hand edit) therefore fails to load with a
 of loading slightly different weights. The checksum guards against accidents, not against an attacker,
 who can recompute it: loading stays safe because nothing in the file is ever executed, and the readers
 (:meth:`xcebra.XCEBRA.load`, the checkpoint loader) check every value against the tensors before use.
+
+Summaries are JSON (:func:`write_json`, atomic too; :func:`jsonable` turns numpy values into plain ones).
 """
 
 from __future__ import annotations
@@ -17,18 +19,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import struct
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as _load_bytes
 from safetensors.torch import save as _save_bytes
 
-__all__ = ["write_tensors", "read_tensors", "atomic_write_bytes", "MAX_HEADER_BYTES"]
+__all__ = ["write_tensors", "read_tensors", "atomic_write_bytes", "MAX_HEADER_BYTES", "jsonable", "write_json"]
 
 _HEADER_KEY = "xcebra"
 _DIGEST_KEY = "xcebra_blake2b"
@@ -159,3 +164,30 @@ def read_tensors(path: str | os.PathLike, *, expected_format: str) -> tuple[dict
             f"{str(path)!r} is corrupted: its checksum does not match its contents (the file was damaged or "
             "edited after it was written)")
     return tensors, header
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars/arrays to Python, tuples to lists, NaN/inf to None, paths to str."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def write_json(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
+    """Write ``payload`` as indented JSON, atomically (NaN becomes null)."""
+    text = json.dumps(jsonable(payload), indent=2, sort_keys=False, allow_nan=False)
+    path = Path(path)
+    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+    return path

@@ -10,6 +10,7 @@ Run it with ``xcebra benchmark attribution [--quick]`` or ``python benchmarks/at
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import logging
@@ -19,6 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import metrics
+from ._files import atomic_write_bytes
+from .datasets import make_synthetic
+from .estimator import XCEBRA
+from .objectives import Objective
+from .supervised import SupervisedRegressor
+from .viz.maps import plot_method_comparison
 
 __all__ = ["run_attribution_benchmark", "TRAININGS", "BENCHMARK_METHODS"]
 
@@ -42,9 +53,6 @@ def _settings(quick: bool) -> dict:
 
 
 def _train(training: str, data, steps: int, seed: int):
-    from . import XCEBRA, Objective
-    from .supervised import SupervisedRegressor
-
     nb, nl = data.behavior.shape[1], data.latents.shape[1]
     if training == "supervised":
         model = SupervisedRegressor(model="offset1", hidden_units=128, output_dim=nl, batch_size=512,
@@ -61,11 +69,6 @@ def _train(training: str, data, steps: int, seed: int):
 
 
 def _run_job(job: dict) -> list[dict]:
-    import torch
-
-    from . import metrics
-    from .datasets import make_synthetic
-
     torch.set_num_threads(job["threads"])
     settings = _settings(job["quick"])
     data = make_synthetic(n_timepoints=settings["n_timepoints"], noise=job["noise"], random_state=job["seed"])
@@ -106,8 +109,6 @@ def run_attribution_benchmark(out_dir: str | Path, *, seeds: int = 3, quick: boo
     -------
     list of dict, one row per (noise, seed, training, method) with ``block_auc``, ``entry_auc`` and timings.
     """
-    from tqdm.auto import tqdm
-
     out_dir = Path(out_dir)
     jobs = [dict(noise=noise, seed=seed, training=training, quick=quick, threads=1)
             for noise in ("gaussian", "poisson") for seed in range(seeds) for training in TRAININGS]
@@ -143,9 +144,6 @@ def _bounds(rows: list[dict]) -> str:
 
 
 def _write(rows: list[dict], out_dir: Path, *, seeds: int, quick: bool) -> None:
-    from ._files import atomic_write_bytes
-    from .plotting import plot_method_comparison
-
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "attribution_methods.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -179,8 +177,7 @@ def _write(rows: list[dict], out_dir: Path, *, seeds: int, quick: bool) -> None:
 
 
 def main(argv: Any = None) -> None:
-    import argparse
-
+    """``python benchmarks/attribution_methods.py``: the same as ``xcebra benchmark attribution``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
