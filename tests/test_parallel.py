@@ -104,6 +104,20 @@ def test_fit_many_retries_a_failure_and_matches_single_process_fits(client, tmp_
                                                                     "array of shape (600, 10)"]
 
 
+def test_fit_many_params_give_each_job_its_own_settings(client, tmp_path):
+    # a seed ensemble of a euclidean (bounded by default) model: each job its seed, each model as fitted alone
+    neural, position = _data(0)
+    estimator = _estimator(loss="euclidean")
+    models = parallel.fit_many(estimator, [{"neural": neural, "position": position}] * 2, client=client,
+                               out_dir=tmp_path, params=[{"random_state": 3}, {"random_state": 4}])
+    assert [m.random_state for m in models] == [3, 4] and estimator.random_state == 0
+    for seed, model in zip((3, 4), models):
+        _assert_same_weights(model, _estimator(loss="euclidean", random_state=seed).fit(neural, position=position))
+    assert not np.allclose(models[0].transform(neural), models[1].transform(neural))
+    with pytest.raises(ValueError, match="params must be a list of 2 dicts, one per data set"):
+        parallel.fit_many(estimator, [{"neural": neural, "position": position}] * 2, client=client, params=[{}])
+
+
 def test_fit_many_rerun_reads_finished_models_instead_of_fitting(client, tmp_path):
     neural, position = _data(0)
     estimator = _estimator()

@@ -256,7 +256,7 @@ def _fit_task(estimator: Any, job: dict, out_dir: str | None) -> _FitOutcome:
 
 
 def fit_many(estimator: Any, datasets: Sequence[Mapping[str, Any]], client: Any = None, out_dir: str | os.PathLike | None = None,
-             retries: int = 2, *, verbose: bool | None = None) -> list:
+             retries: int = 2, *, verbose: bool | None = None, params: Sequence[Mapping[str, Any]] | None = None) -> list:
     """Fit a clone of ``estimator`` to each data set, as parallel Dask tasks.
 
     Parameters
@@ -286,6 +286,9 @@ def fit_many(estimator: Any, datasets: Sequence[Mapping[str, Any]], client: Any 
         are not affected.
     verbose : bool, optional
         A progress bar over the jobs; default: ``estimator.verbose``.
+    params : sequence of dict, optional
+        One dict per job of ``set_params`` overrides for that job's clone, e.g.
+        ``[{"random_state": s} for s in seeds]`` for a seed ensemble on one or several data sets.
 
     Returns
     -------
@@ -306,12 +309,13 @@ def fit_many(estimator: Any, datasets: Sequence[Mapping[str, Any]], client: Any 
     ...                                           {"neural": "s2.npy", "position": ("s2.npz", "pos")}],
     ...                                   out_dir="models/")  # doctest: +SKIP
     """
-    outcomes = _fit_many(estimator, datasets, client, out_dir, retries, verbose)
+    outcomes = _fit_many(estimator, datasets, client, out_dir, retries, verbose, params)
     return [outcome.model for outcome in outcomes]
 
 
 def _fit_many(estimator: Any, datasets: Sequence[Mapping[str, Any]], client: Any, out_dir: str | os.PathLike | None,
-              retries: int, verbose: bool | None) -> list[_FitOutcome]:
+              retries: int, verbose: bool | None, params: Sequence[Mapping[str, Any]] | None = None
+              ) -> list[_FitOutcome]:
     """:func:`fit_many` with each job's outcome (model, file, whether it was read instead of fitted, seconds)."""
     from sklearn.base import clone
 
@@ -323,6 +327,15 @@ def _fit_many(estimator: Any, datasets: Sequence[Mapping[str, Any]], client: Any
     verbose = bool(estimator.verbose) if verbose is None else verbose
     estimator._validate_params()  # a bad parameter fails here, once, not in every task
     template = clone(estimator).set_params(verbose=False)
+    if params is None:
+        templates = [template] * len(jobs)
+    else:
+        if not isinstance(params, Sequence) or len(params) != len(jobs) or not all(
+                isinstance(p, Mapping) for p in params):
+            raise ValueError(f"params must be a list of {len(jobs)} dicts, one per data set; got {params!r}")
+        templates = [clone(template).set_params(**p) for p in params]
+        for one in templates:
+            one._validate_params()
     out = None
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -330,7 +343,7 @@ def _fit_many(estimator: Any, datasets: Sequence[Mapping[str, Any]], client: Any
     outcomes: list = [None] * len(jobs)
     failures: dict[int, BaseException] = {}
     with _client_or_local(client) as active:
-        futures = [active.submit(_fit_task, clone(template), job, out, retries=retries, pure=False,
+        futures = [active.submit(_fit_task, clone(templates[i]), job, out, retries=retries, pure=False,
                                  key=f"xcebra-fit-{i}-{os.urandom(4).hex()}") for i, job in enumerate(jobs)]
         _task_progress(futures, verbose, "xcebra fit_many")
         for i, future in enumerate(futures):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 ORDER = ("plot_synthetic_ground_truth.py", "plot_ratinabox_demo.py", "plot_attribution_methods.py",
-         "plot_cell_type_hypothesis.py")
+         "plot_cell_type_hypothesis.py", "plot_significance.py")
 
 
 class ExampleOrder:
