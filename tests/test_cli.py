@@ -259,6 +259,29 @@ def test_report_cell_types_from_a_text_file(files, tmp_path):
     assert (out / "report.html").exists() and (out / "cell_type_means_ing.png").exists()
 
 
+def test_significance_writes_one_row_per_block_and_neuron_and_reuses_its_fits(files, tmp_path, capsys):
+    out = tmp_path / "sig"
+    argv = ["significance", str(files["npz"]), "--neural", "spikes", "--label", "position=pos", "--seeds", "2",
+            "--shadows", "8", "--workers", "1", "--cell-types", "types", "--out", str(out)] + TINY
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "selected at FDR 0.05: behavior" in printed and "consistency behavior" in printed
+    rows = (out / "significance.csv").read_text().splitlines()
+    assert rows[0] == "block,neuron,value,ci_low,ci_high,p_value,selected,cell_type"
+    assert len(rows) == 1 + 2 * 8  # two blocks (behavior, time) x 8 neurons
+    assert {row.split(",")[0] for row in rows[1:]} == {"behavior", "time"}
+    p_values = np.array([float(row.split(",")[5]) for row in rows[1:]])
+    assert ((p_values >= 1 / 9) & (p_values <= 1)).all()  # the smallest p-value with 8 shadows is 1/9
+    summary = json.loads((out / "consistency.json").read_text())
+    assert set(summary["consistency"]) == {"behavior", "time"} and summary["n_seeds"] == 2
+    assert (out / "significance_map.png").exists() and (out / "significance_intervals.png").exists()
+    fits = sorted((out / "fits").glob("*.xcebra"))
+    assert len(fits) == 2
+    stamps = [f.stat().st_mtime_ns for f in fits]
+    assert main(argv) == 0  # a rerun reads the two fits instead of fitting again
+    assert [f.stat().st_mtime_ns for f in sorted((out / "fits").glob("*.xcebra"))] == stamps
+
+
 def test_load_config_accepts_an_xcebra_table(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[xcebra]\nmax_steps = 7\n[[objectives]]\nname = "t"\ndims = [0, 3]\ndistribution = "time"\n')
@@ -327,7 +350,8 @@ def test_usage_errors_exit_2(argv, capsys):
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", ["demo", "fit", "fit-many", "embed", "attribute", "report", "benchmark"])
+@pytest.mark.parametrize("command", ["demo", "fit", "fit-many", "embed", "attribute", "report", "significance",
+                                     "benchmark"])
 def test_help_of_every_command_shows_an_example(command, capsys):
     assert main([command, "--help"]) == 0
     out = capsys.readouterr().out
@@ -337,10 +361,10 @@ def test_help_of_every_command_shows_an_example(command, capsys):
 def test_main_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("demo", "fit", "fit-many", "embed", "attribute", "report", "benchmark"):
+    commands = {"demo", "fit", "fit-many", "embed", "attribute", "report", "significance", "benchmark"}
+    for command in commands:
         assert command in out
-    assert set(build_parser()._subparsers._group_actions[0].choices) == {"demo", "fit", "fit-many", "embed",
-                                                                         "attribute", "report", "benchmark"}
+    assert set(build_parser()._subparsers._group_actions[0].choices) == commands
 
 
 def test_benchmark_runs_the_attribution_benchmark_of_the_library(tmp_path, monkeypatch, capsys):

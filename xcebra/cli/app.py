@@ -11,14 +11,14 @@ from sklearn.exceptions import NotFittedError
 
 from .. import __version__
 from ..exceptions import FitManyError
-from . import attribute, benchmark, demo, embed, fit, fit_many, report
+from . import attribute, benchmark, demo, embed, fit, fit_many, report, significance
 from ._common import Parser, configure_logging, error_line
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
 #: subcommand -> its module (each has ``add_parser(subparsers, formatter)`` and ``run(args) -> int``)
 SUBCOMMANDS = {"demo": demo, "fit": fit, "fit-many": fit_many, "embed": embed, "attribute": attribute,
-               "report": report, "benchmark": benchmark}
+               "report": report, "significance": significance, "benchmark": benchmark}
 
 EPILOG = """\
 examples:
@@ -29,6 +29,7 @@ examples:
   xcebra attribute model.xcebra rec.npz --neural spikes --method ing --out map.npz
   xcebra report model.xcebra rec.npz --neural spikes --label position=pos --cell-types types \\
       --hypothesis behavior=grid,place --out report_dir
+  xcebra significance rec.npz --neural spikes --label position=pos --fdr 0.05 --out sig_dir
   xcebra benchmark attribution --quick --seeds 1
 
 Run 'xcebra COMMAND --help' for the options of a command."""

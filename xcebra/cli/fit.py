@@ -11,7 +11,7 @@ from ..objectives import Objective
 from ._common import add_common_options, add_data_arguments, parse_labels, read_data
 from .config import EXAMPLE_CONFIG, load_config, parse_param_options
 
-__all__ = ["add_parser", "run", "default_objectives", "EPILOG"]
+__all__ = ["add_parser", "run", "default_objectives", "add_estimator_options", "estimator_from_args", "EPILOG"]
 
 EPILOG = f"""\
 example:
@@ -34,8 +34,17 @@ def add_parser(subparsers: Any, formatter: type) -> argparse.ArgumentParser:
                                    epilog=EPILOG, formatter_class=formatter)
     parser.add_argument("data", metavar="DATA", help=".npz, .npy, .h5/.hdf5 or .nwb file")
     add_data_arguments(parser, labels=True)
-    parser.add_argument("--config", metavar="FILE.toml", help="XCEBRA parameters and [[objectives]] (see below)")
     parser.add_argument("--out", required=True, metavar="MODEL", help="where to write the model (e.g. model.xcebra)")
+    add_estimator_options(parser)
+    parser.add_argument("--checkpoint-dir", metavar="DIR", help="save checkpoints there and resume from them")
+    parser.add_argument("--checkpoint-every", type=int, default=100, metavar="STEPS", help="default: 100")
+    add_common_options(parser)
+    return parser
+
+
+def add_estimator_options(parser: argparse.ArgumentParser) -> None:
+    """The options that set XCEBRA's parameters (``fit`` and ``significance`` share them)."""
+    parser.add_argument("--config", metavar="FILE.toml", help="XCEBRA parameters and [[objectives]] (see below)")
     parser.add_argument("--max-steps", type=int, help="training steps")
     parser.add_argument("--batch-size", type=int, help="references per step")
     parser.add_argument("--learning-rate", type=float, help="Adam learning rate")
@@ -49,10 +58,6 @@ def add_parser(subparsers: Any, formatter: type) -> argparse.ArgumentParser:
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="any XCEBRA parameter, VALUE in TOML syntax (e.g. lipschitz=4.0, precision='\"bf16\"', "
                              "regularizer_ramp=[250,500], lipschitz='\"none\"'); overrides --config and the options above")
-    parser.add_argument("--checkpoint-dir", metavar="DIR", help="save checkpoints there and resume from them")
-    parser.add_argument("--checkpoint-every", type=int, default=100, metavar="STEPS", help="default: 100")
-    add_common_options(parser)
-    return parser
 
 
 def default_objectives(labels: Sequence[str], output_dim: int) -> list[Objective]:
@@ -68,8 +73,8 @@ def default_objectives(labels: Sequence[str], output_dim: int) -> list[Objective
     return [Objective("behavior", dims=(0, behaviour_dims), distribution="time_delta", label=labels[0]), time]
 
 
-def run(args: argparse.Namespace) -> int:
-    labels = parse_labels(args.label)
+def estimator_from_args(args: argparse.Namespace, labels: Sequence[str]) -> XCEBRA:
+    """The XCEBRA that ``--config``, the options and ``--param`` describe (later ones override earlier)."""
     params = load_config(args.config) if args.config else {}
     overrides = {"max_steps": args.max_steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                  "output_dim": args.output_dim, "hidden_units": args.hidden_units, "model": args.model,
@@ -80,8 +85,13 @@ def run(args: argparse.Namespace) -> int:
     if "objectives" not in params:
         params["objectives"] = default_objectives(list(labels), params.get("output_dim", 14))
     params["verbose"] = not args.quiet
+    return XCEBRA(**params)
+
+
+def run(args: argparse.Namespace) -> int:
+    labels = parse_labels(args.label)
+    model = estimator_from_args(args, list(labels))
     neural, label_arrays = read_data(args.data, args.neural, labels)
-    model = XCEBRA(**params)
     model.fit(neural, checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every, **label_arrays)
     model.save(args.out)
     final = ", ".join(f"{k} {float(v[-1]):.4g}" for k, v in model.log_.items() if k.startswith("loss") and len(v))
