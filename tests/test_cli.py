@@ -250,6 +250,20 @@ def test_report_with_cell_types_and_hypothesis(files, tmp_path, capsys):
     assert set(summary["decoding"]["position"]) == {"behavior", "time"}
 
 
+def test_report_adds_the_significance_section(files, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", str(files["model"]), str(files["npz"]), "--neural", "spikes", "--label", "position=pos",
+                 "--cell-types", "types", "--num-samples", "100", "--significance-seeds", "2", "--out", str(out),
+                 "-q"]) == 0
+    html = (out / "report.html").read_text()
+    assert "Which neurons drive each block (significance)" in html and "share of grid selected" in html
+    assert (out / "significance_map.png").exists() and (out / "significance_intervals.png").exists()
+    rows = (out / "significance" / "significance.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 8 and rows[0].endswith(",cell_type")
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["significance"]) == {"behavior", "time"}
+
+
 def test_report_cell_types_from_a_text_file(files, tmp_path):
     types = tmp_path / "types.txt"
     types.write_text("\n".join(["a"] * 5 + ["b"] * 3) + "\n")

@@ -7,10 +7,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from sklearn.base import clone
+
 from .._files import write_json
 from ..attribution import METHODS
+from ..parallel import local_client
 from ..pipeline import analyze
-from ..viz.analysis import analysis_figures, analysis_sections
+from ..significance import significance
+from ..viz.analysis import analysis_figures, analysis_sections, significance_report
 from ..viz.report import save_outputs
 from ._common import (add_common_options, add_data_arguments, load_model, parse_hypothesis, parse_labels, read_cell_types,
                       read_data)
@@ -24,7 +29,9 @@ example:
       --hypothesis behavior=grid,place --method ing --method jacobian --out report_dir
 
 --cell-types is a key in DATA (strings, one per neuron) or a .txt/.csv file with one cell type per
-line (or comma separated). Writes DIR/report.html, one PNG per figure and DIR/summary.json."""
+line (or comma separated). Writes DIR/report.html, one PNG per figure and DIR/summary.json.
+--significance-seeds M adds a section on which neurons significantly drive each block: M fits of the
+model's configuration with shadow neurons (as 'xcebra significance'; DIR/significance/ holds its table)."""
 
 
 def add_parser(subparsers: Any, formatter: type) -> argparse.ArgumentParser:
@@ -42,6 +49,10 @@ def add_parser(subparsers: Any, formatter: type) -> argparse.ArgumentParser:
     parser.add_argument("--method", action="append", choices=METHODS, metavar="METHOD",
                         help=f"attribution method, repeatable (default: ing); one of {', '.join(METHODS)}")
     parser.add_argument("--num-samples", type=int, metavar="N", help="attribute N random time points (default: all)")
+    parser.add_argument("--significance-seeds", type=int, default=0, metavar="M",
+                        help="add the significance section: M fits of the model's configuration with shadow neurons "
+                             "(default: 0, no section)")
+    parser.add_argument("--fdr", type=float, default=0.05, help="false discovery rate of that section (default: 0.05)")
     parser.add_argument("--out", default="xcebra_report", metavar="DIR",
                         help="output directory (default: xcebra_report)")
     add_common_options(parser)
@@ -60,14 +71,28 @@ def run(args: argparse.Namespace) -> int:
     analysis = analyze(model, neural, labels=label_arrays, cell_types=cell_types, hypothesis=hypothesis,
                        methods=methods, num_samples=args.num_samples, verbose=not args.quiet)
     figures = analysis_figures(model, neural, analysis, labels=label_arrays, cell_types=cell_types)
+    sections = analysis_sections(model, analysis, figures)
     out = Path(args.out)
-    written = save_outputs(out, figures, analysis_sections(model, analysis, figures),
+    selected = None
+    if args.significance_seeds:
+        # the fitted model's parameters are the configuration; its weights play no part
+        with local_client() as client:
+            result = significance(clone(model), np.asarray(neural), n_seeds=args.significance_seeds, fdr=args.fdr,
+                                  client=client, out_dir=out / "significance" / "fits", verbose=not args.quiet,
+                                  **{k: np.asarray(v) for k, v in label_arrays.items()})
+        result.save(out / "significance", cell_types=cell_types)
+        extra, section = significance_report(result, cell_types)
+        figures = {**figures, **extra}
+        sections.append(section)
+        selected = {block: neurons.tolist() for block, neurons in result.selected().items()}
+    written = save_outputs(out, figures, sections,
                            title=f"xCEBRA report: {Path(args.data).name}", verbose=not args.quiet)
     write_json(out / "summary.json", {
         "model": str(args.model), "data": str(args.data), "blocks": [[n, s.start, s.stop] for n, s in model.blocks_],
         "decoding": analysis.decoding, "per_type": analysis.per_type,
         "hypothesis": {m: r.to_dict() for m, r in analysis.hypothesis.items()},
         "attribution": {m: {"n_timepoints": a.n_timepoints} for m, a in analysis.attribution.items()},
+        "significance": selected,
         "files": {"report": written["report"].name, "figures": [p.name for p in written["figures"]]},
     })
     for label, blocks in analysis.decoding.items():

@@ -171,3 +171,36 @@ def analysis_sections(model: Any, analysis: Analysis, figures: Figures) -> list[
                                  "another type (0.5 = chance).",
                          "figures": [figures["ground_truth"], figures["method_comparison"]], "table": rows})
     return sections
+
+
+def significance_report(result: Any, cell_types: Sequence[str] | None = None) -> tuple[Figures, dict[str, Any]]:
+    """The figures and the report section of a :class:`xcebra.significance.SignificanceResult`.
+
+    Returns ({name: (caption, Figure)}, section): the map with the selected entries marked, the per-neuron
+    intervals (grouped by ``cell_types`` when given) and a table per block of the selected count and the
+    consistency across seeds.
+    """
+    figures: Figures = {
+        "significance_map": ("Attribution relative to the shadow neurons (1 = a typical non-driving neuron); "
+                             "selected entries marked", result.plot_map(cell_types=cell_types)),
+        "significance_intervals": ("Per neuron: mean over seeds and its interval; selected neurons filled",
+                                   result.plot_intervals(cell_types=cell_types))}
+    selected = result.selected()
+    rows = [{"block": block, "selected neurons": len(selected[block]),
+             "consistency (Spearman over seeds)": result.consistency[block]} for block in selected]
+    if cell_types is not None:
+        types = np.asarray(cell_types)
+        for row in rows:
+            chosen = types[selected[row["block"]]]
+            row.update({f"share of {t} selected": float(np.mean(np.isin(np.flatnonzero(types == t),
+                                                                        selected[row["block"]])))
+                        for t in dict.fromkeys(types.tolist())})
+            row["selected"] = ", ".join(f"{t} {int(np.sum(chosen == t))}" for t in dict.fromkeys(types.tolist()))
+    section = {"heading": "Which neurons drive each block (significance)",
+               "text": f"{result.n_seeds} fits of this configuration, each with {result.n_shadows} shadow neurons "
+                       "(circularly shifted copies of real neurons: the null of a neuron that drives nothing). "
+                       f"Benjamini-Hochberg at a false discovery rate of {result.fdr:g} per block; a block can "
+                       f"select only if at least {result.min_selectable} neurons reach the smallest p-value. A "
+                       "neuron correlated with a driver is selected too (docs: background, 'Significance of a map').",
+               "figures": list(figures.values()), "table": rows}
+    return figures, section
