@@ -51,7 +51,8 @@ def demo_run(tmp_path_factory):
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             status = main(["demo", "--quick", "--out", str(out), "--seed", "3", "-q"])
     assert status == 0, stderr.getvalue()
-    assert calls == [{"quick": True, "verbose": False, "seed": 3, "precision": "auto", "steps": None}]
+    assert calls == [{"quick": True, "verbose": False, "seed": 3, "precision": "auto", "steps": None,
+                      "significance_seeds": 0}]
     summary = json.loads((out / "summary.json").read_text())
     return {"out": out, "stdout": stdout.getvalue(), "summary": summary}
 
@@ -257,3 +258,21 @@ def test_quick_demo_decodes_position_from_the_behaviour_block(tmp_path):
     summary = demo.run_demo(tmp_path, quick=True, verbose=False)
     assert summary["decoding"]["behavior"]["knn_r2"] > 0.7
     assert summary["attribution"]["jacobian"]["block_auc"] > 0.7
+
+
+def test_demo_significance_section_and_real_trajectory(tmp_path):
+    # the tiny preset on the real rat's path, with the significance section over two fits
+    config = dataclasses.replace(tiny_config(tmp_path / "cache"), trajectory="sargolini")
+    summary = demo.run_demo(tmp_path, verbose=False, steps=4, significance_seeds=2, _config=config)
+    assert summary["config"]["trajectory"] == "sargolini"
+    position = demo.simulate(config).position
+    raw = xcebra.datasets.ratinabox(duration=config.duration, dt=config.dt, trajectory="sargolini", cache=False,
+                                    n_grid=1, n_head_direction=0, n_place=0, n_speed=0, grid_modules=1).position
+    np.testing.assert_array_equal(position, raw)  # the path does not depend on the cells
+    assert set(summary["significance"]["selected"]) == {"behavior", "time"}
+    assert summary["significance"]["n_seeds"] == 2 and "significance" in summary["timings"]
+    html = (tmp_path / "report.html").read_text()
+    assert "Which neurons drive each block (significance)" in html
+    rows = (tmp_path / "significance" / "significance.csv").read_text().splitlines()
+    assert rows[0] == "block,neuron,value,ci_low,ci_high,p_value,selected,cell_type"
+    assert len(rows) == 1 + 2 * len(demo.simulate(config).cell_types)

@@ -16,6 +16,7 @@ example:
   xcebra demo --quick --out demo_out     # about 2 minutes on 2 cores
   xcebra demo --out demo_out             # the seed's configuration, under 10 minutes
   xcebra demo --steps 2000 --out demo_2k  # twice the training (regularizer ramp scaled)
+  xcebra demo --quick --significance-seeds 3 --out demo_sig  # + which neurons significantly drive each block
 
 Writes DIR/report.html (all figures embedded), one PNG per figure, DIR/summary.json and
 DIR/model.xcebra, and prints a summary table."""
@@ -34,6 +35,9 @@ def add_parser(subparsers: Any, formatter: type) -> argparse.ArgumentParser:
                         help="training steps (default: the seed's 1000, --quick 120); the regularizer ramp scales with them")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="training arithmetic; auto: bf16 on CPUs with native bf16 units, else fp32 (default: auto)")
+    parser.add_argument("--significance-seeds", type=int, default=0, metavar="M",
+                        help="add the section on which neurons significantly drive each block: M more fits of the "
+                             "demo's configuration with shadow neurons (default: 0, no section)")
     add_common_options(parser)
     return parser
 
@@ -41,7 +45,7 @@ def add_parser(subparsers: Any, formatter: type) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     # looked up on the package at call time: the demo's entry point is replaced there in tests
     summary = demo.run_demo(args.out, quick=args.quick, verbose=not args.quiet, seed=args.seed, precision=args.precision,
-                       steps=args.steps)
+                            steps=args.steps, significance_seeds=args.significance_seeds)
     print(demo.format_summary(summary))
     print(f"\nwrote {Path(args.out) / 'report.html'}, {Path(args.out) / 'summary.json'}, "
           f"{len(summary['files']['figures'])} figures and {Path(args.out) / 'model.xcebra'}")

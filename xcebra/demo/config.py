@@ -52,6 +52,7 @@ class DemoConfig:
     n_speed: int = 20
     noise: float = 0.25
     grid_modules: int = 3
+    trajectory: str = "simulated"  # or "sargolini": a real rat's path (at most 599.6 s), see datasets.ratinabox
     cache: Any = True
     # model (xcebra.XCEBRA)
     model: str = "offset10"
@@ -155,7 +156,8 @@ def simulate(config: DemoConfig, *, verbose: bool = False) -> RatInABoxData:
     """The RatInABox recording of ``config`` (:func:`xcebra.datasets.ratinabox`): spikes (T, N), position (T, 2)."""
     return ratinabox(duration=config.duration, dt=config.dt, seed=config.data_seed, n_grid=config.n_grid,
                      n_head_direction=config.n_head_direction, n_place=config.n_place, n_speed=config.n_speed,
-                     noise=config.noise, grid_modules=config.grid_modules, cache=config.cache, verbose=verbose)
+                     noise=config.noise, grid_modules=config.grid_modules, trajectory=config.trajectory,
+                     cache=config.cache, verbose=verbose)
 
 
 def build_model(config: DemoConfig, *, precision: str, random_state: int | None = 0, verbose: bool = False) -> XCEBRA:

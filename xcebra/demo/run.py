@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 
 from .. import __version__
 from .._files import jsonable, write_json
 from ..hypotheses import HypothesisResult, test_hypothesis
+from ..parallel import local_client
 from ..pipeline import Analysis, PhaseTimer, analyze
+from ..significance import significance
 from ..typing import ArrayLike, NeuralArray
 from ..viz import plot_ground_truth, plot_method_comparison, plot_trajectory, save_outputs
-from ..viz.analysis import analysis_figures, analysis_sections
+from ..viz.analysis import analysis_figures, analysis_sections, significance_report
 from .config import (BEHAVIOR_HYPOTHESIS, SEED_HYPOTHESIS, DemoConfig, _resolve_config, build_model, simulate,
                      training_precision, with_steps)
 from .summary import seed_comparison_text, summary_table_rows
@@ -188,7 +191,8 @@ def _timing_section(timer: PhaseTimer, start: float) -> dict[str, Any]:
 
 
 def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool = True, seed: int = 0,
-             precision: str | None = None, steps: int | None = None, _config: Any = None) -> dict[str, Any]:
+             precision: str | None = None, steps: int | None = None, significance_seeds: int = 0,
+             _config: Any = None) -> dict[str, Any]:
     """Run the seed pipeline on simulated RatInABox data and write a report.
 
     Steps: simulate (or load from the cache) the data; fit xCEBRA (behaviour objective on position,
@@ -257,6 +261,17 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
         figures.update(_demo_figures(config, data, seed_results, summary["auc"]))
     overview = _overview(config, data, model, used_precision, mode, summary)
     sections = _demo_sections(config, overview, summary, analysis_sections(model, analysis, figures), figures)
+    if significance_seeds:
+        with timer("significance"), local_client() as client:
+            result = significance(clone(model), data.spikes, n_seeds=significance_seeds, client=client,
+                                  out_dir=out / "significance" / "fits", verbose=verbose, position=data.position)
+        result.save(out / "significance", cell_types=cell_types)
+        extra, section = significance_report(result, cell_types)
+        figures.update(extra)
+        sections.append(section)
+        summary["significance"] = {
+            "selected": {block: neurons.tolist() for block, neurons in result.selected().items()},
+            "consistency": result.consistency, "n_seeds": significance_seeds, "fdr": result.fdr}
     with timer("report"):
         written = save_outputs(out, figures, sections + [_timing_section(timer, start)],
                                title="xCEBRA on simulated RatInABox data", verbose=verbose)
