@@ -526,13 +526,14 @@ def test_fit_does_not_warn_when_the_scale_holds(loss):
 def test_label_positives_keep_the_window_and_the_label_time_from_their_reference(monkeypatch, tmp_path, data,
                                                                                   model_name, given):
     built = []
-    make = xcebra.estimator.make_distribution
+    import xcebra.estimators._build as build  # where fit sets up the objectives' distributions
+    make = build.make_distribution
 
     def recording(name, **options):
         built.append(make(name, **options))
         return built[-1]
 
-    monkeypatch.setattr(xcebra.estimator, "make_distribution", recording)
+    monkeypatch.setattr(build, "make_distribution", recording)
     objectives = [Objective("behavior", dims=(0, 2), distribution="time_delta", label="position", min_separation=given),
                   Objective("time", dims=(0, 4), distribution="time", time_offset=2)]
     neural, position = data

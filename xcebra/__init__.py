@@ -14,10 +14,10 @@ _logging.getLogger("xcebra").addHandler(_logging.NullHandler())
 from . import diagnostics, metrics  # noqa: E402
 from .attribution import AttributionMap  # noqa: E402
 from .data import TimeSeries  # noqa: E402
-from .estimator import XCEBRA  # noqa: E402
+from .estimators import SupervisedRegressor, XCEBRA  # noqa: E402
 from .objectives import Objective  # noqa: E402
-from .supervised import SupervisedRegressor  # noqa: E402
 from . import datasets  # noqa: E402
+from . import estimator, supervised  # noqa: E402,F401  (the estimators' former modules: xcebra.estimator.XCEBRA)
 from . import parallel  # noqa: E402  (imports dask only when used)
 
 __all__ = ["XCEBRA", "Objective", "SupervisedRegressor", "AttributionMap", "TimeSeries", "diagnostics", "metrics", "datasets", "parallel", "__version__"]

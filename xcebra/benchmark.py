@@ -26,9 +26,9 @@ from tqdm.auto import tqdm
 from . import metrics
 from ._files import atomic_write_bytes
 from .datasets import make_synthetic
-from .estimator import XCEBRA
+from .estimators import XCEBRA
 from .objectives import Objective
-from .supervised import SupervisedRegressor
+from .estimators import SupervisedRegressor
 from .viz.maps import plot_method_comparison
 
 __all__ = ["run_attribution_benchmark", "TRAININGS", "BENCHMARK_METHODS"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._files import atomic_write_bytes
 from ..datasets.io import load_arrays
-from ..estimator import XCEBRA
+from ..estimators import XCEBRA
 
 __all__ = ["Parser", "add_common_options", "add_data_arguments", "parse_block_ranks", "parse_labels", "parse_hypothesis",
            "read_data", "load_model", "save_array_file", "read_cell_types", "configure_logging", "error_line"]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..estimator import XCEBRA
+from ..estimators import XCEBRA
 from ..objectives import Objective
 
 __all__ = ["load_config", "config_from_table", "parse_param_options", "config_parameters", "objective_fields",

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from ..estimator import XCEBRA
+from ..estimators import XCEBRA
 from ..objectives import Objective
 from ._common import add_common_options, add_data_arguments, parse_labels, read_data
 from .config import EXAMPLE_CONFIG, load_config, parse_param_options

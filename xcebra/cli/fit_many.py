@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import parallel
-from ..estimator import XCEBRA
+from ..estimators import XCEBRA
 from ._common import add_common_options, parse_labels
 from .config import config_from_table, load_config, read_toml
 

@@ -18,12 +18,14 @@ are in the decision log (docs/design-notes.md, "Fewer alarms").
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from ..exceptions import EmbeddingCollapseWarning, EmbeddingGrowthWarning
 
 __all__ = ["EmbeddingGrowthWarning", "EmbeddingCollapseWarning", "SPREAD_LIMIT", "euclidean_spread",
-           "collapsed_objectives", "growth_message", "collapse_message"]
+           "collapsed_objectives", "growth_message", "collapse_message", "training_warnings"]
 
 
 #: scaled spread (see :func:`euclidean_spread`) above which an unbounded fit warns: a healthy fit of the
@@ -113,3 +115,33 @@ def collapse_message(collapsed: dict[str, float], chance: float) -> str:
             "learned nothing for it. Either every unit died after a too large step (the embedding is constant and "
             "the attribution maps are zero: lower learning_rate), or the neural data carry no information about "
             "this objective's label (check with a decoder)")
+
+
+def training_warnings(log: dict[str, np.ndarray], batch_size: int, heads: Sequence, temperatures: dict[str, float],
+                      output_dim: int, *, bounded: bool, min_steps: int = 100) -> list[tuple[type, str]]:
+    """The warnings a finished fit's log calls for, as (category, message) pairs, in the order to raise them.
+
+    Parameters
+    ----------
+    log : the fit's log (``XCEBRA.log_``).
+    batch_size : negatives per reference: a constant embedding's loss is ``log(batch_size)``.
+    heads : the fit's loss heads (:class:`xcebra.training.contrastive.LossHead`): names, slices, similarities.
+    temperatures : the final temperature of each objective, by name.
+    output_dim : width of the embedding.
+    bounded : the encoder was built with a Lipschitz bound or an output clip (it cannot inflate).
+    min_steps : fits with fewer steps are not judged for a collapse.
+    """
+    found: list[tuple[type, str]] = []
+    chance = float(np.log(batch_size))  # every score equal: each reference's loss is log(negatives)
+    collapsed = collapsed_objectives(log, chance, min_steps=min_steps)
+    if collapsed:
+        found.append((EmbeddingCollapseWarning, collapse_message(collapsed, chance)))
+    euclidean = [head for head in heads if head.similarity == "euclidean"]
+    if not euclidean or bounded:
+        return found  # a bounded embedding cannot inflate
+    n_dims = len({d for head in euclidean for d in range(*head.dims.indices(output_dim))})
+    temperature = max(temperatures[head.name] for head in euclidean)
+    spread = euclidean_spread(log, n_dims, temperature)
+    if spread is not None and spread > SPREAD_LIMIT:
+        found.append((EmbeddingGrowthWarning, growth_message(log, spread, temperature)))
+    return found
