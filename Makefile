@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 THREADS ?= 2
 
-.PHONY: demo demo-quick test test-all docs docs-quick test-docs bench bench-scale bench-env browser clean
+.PHONY: demo demo-quick test test-all docs docs-quick test-docs bench bench-scale bench-env gpu-wheels browser clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -82,3 +82,14 @@ bench: $(VENV)/.installed-test
 
 bench-scale: $(VENV)/.installed-test
 	OMP_NUM_THREADS=$(THREADS) $(PY) -m benchmarks.scale.scale --workers $(THREADS) --out benchmarks/results
+
+# Wheels that the GPU machine's image lacks (it reaches no registry; it has torch, numpy, scipy, scikit-learn,
+# matplotlib, safetensors, pytest): the reference package and what it imports, for its Python 3.12.
+# Carried as .whl (git ignores it); benchmarks/README.md, "On a GPU", has the command that runs there.
+GPU_WHEELS = cebra==0.6.1 literate-dataclasses==0.0.6 captum==0.9.0 cvxpy==1.9.3 qdldl==0.1.9.post1 sparsediffpy==0.6.1
+gpu-wheels:
+	rm -rf .whl && mkdir -p .whl
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
+		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
+	du -sh .whl

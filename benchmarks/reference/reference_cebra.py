@@ -308,7 +308,7 @@ class LoadSampler:
 def build_solver(neural, position, *, model_name: str, num_units: int, output_dim: int,
                  batch_size: int, num_steps: int, learning_rate: float, loss: str,
                  temperature: float, behavior_dims, time_dims, time_delta: int,
-                 time_offset: int, renormalize: bool, tqdm_on: bool):
+                 time_offset: int, renormalize: bool, tqdm_on: bool, device: str = "cpu"):
     """Set up dataset, loader, multi-objective config, model, optimizer and solver.
 
     Mirrors the seed notebook cell by cell (``DatasetxCEBRA`` -> ``ContrastiveMultiObjectiveLoader``
@@ -333,7 +333,6 @@ def build_solver(neural, position, *, model_name: str, num_units: int, output_di
     from cebra.data import ContrastiveMultiObjectiveLoader, DatasetxCEBRA
     from cebra.solver import MultiObjectiveConfig
 
-    device = "cpu"
     data = DatasetxCEBRA(neural, position=position)
     loader = ContrastiveMultiObjectiveLoader(dataset=data, num_steps=num_steps,
                                              batch_size=batch_size).to(device)
@@ -393,6 +392,14 @@ def prepare_solver_for_steps(solver, loader) -> None:
     solver.model.train()
 
 
+def _synchronize() -> None:
+    """Wait for queued GPU work, so that a wall-clock time covers it (no-op without CUDA)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def time_steps(solver, batches, *, step_offset: int, warmup: int, steps: int,
                scheduler=None, label: str = "") -> Dict[str, Any]:
     """Time single training steps, the way ``solver.fit`` runs them.
@@ -429,6 +436,7 @@ def time_steps(solver, batches, *, step_offset: int, warmup: int, steps: int,
         weights = None if scheduler is None else scheduler.get_weights(step=global_step)
         stats = solver.step(batch, weights_regularizer=weights, weights_loss=None)
         solver._update_metadata(global_step)
+        _synchronize()
         t2 = time.perf_counter()
         c1 = time.process_time()
         measured = i >= warmup
@@ -457,7 +465,7 @@ def time_steps(solver, batches, *, step_offset: int, warmup: int, steps: int,
     )
 
 
-def time_attribution(solver, neural, output_dim: int) -> Dict[str, Any]:
+def time_attribution(solver, neural, output_dim: int, device: str = "cpu") -> Dict[str, Any]:
     """Time ``jacobian-based`` attribution exactly as the seed notebook runs it.
 
     ``cebra.attribution.init(name="jacobian-based", model=..., input_data=neural,
@@ -468,9 +476,9 @@ def time_attribution(solver, neural, output_dim: int) -> Dict[str, Any]:
     """
     import cebra.attribution
 
-    model = solver.model.to("cpu")
+    model = solver.model.to(device)
     model.split_outputs = False
-    neural.requires_grad_(True)
+    neural = neural.to(device).requires_grad_(True)
 
     with PeakMemory() as mem:
         c0 = time.process_time()
@@ -483,6 +491,7 @@ def time_attribution(solver, neural, output_dim: int) -> Dict[str, Any]:
         )
         t1 = time.perf_counter()
         result = method.compute_attribution_map()
+        _synchronize()
         t2 = time.perf_counter()
         c2 = time.process_time()
 
@@ -518,7 +527,7 @@ def run_seed(neural, position, args) -> Dict[str, Any]:
         learning_rate=cfg["learning_rate"], loss=cfg["loss"], temperature=cfg["temperature"],
         behavior_dims=cfg["behavior_dims"], time_dims=cfg["time_dims"],
         time_delta=cfg["time_delta"], time_offset=cfg["time_offset"],
-        renormalize=cfg["renormalize"], tqdm_on=False,
+        renormalize=cfg["renormalize"], tqdm_on=False, device=args.device,
     )
     prepare_solver_for_steps(solver, loader)
     batches = iter(loader)
@@ -545,13 +554,38 @@ def run_seed(neural, position, args) -> Dict[str, Any]:
     with_reg["regularizer_evaluations_logged"] = n_reg_logged
 
     result = dict(config=cfg, no_regularizer=no_reg, with_regularizer=with_reg)
+    if args.whole_fit_steps:
+        result["whole_fit"] = time_whole_seed_fit(neural, position, args.whole_fit_steps, args.device)
+        logger.info("seed: whole fit of %d steps %.1f s", args.whole_fit_steps, result["whole_fit"]["seconds"])
     if args.attribution:
         logger.info("seed: attribution (jacobian-based) on all %d time points", len(neural))
-        result["attribution"] = time_attribution(solver, neural, cfg["output_dim"])
+        result["attribution"] = time_attribution(solver, neural, cfg["output_dim"], args.device)
         logger.info("seed: attribution %.1f s, peak RSS increase %.2f GB",
                     result["attribution"]["seconds"],
                     result["attribution"]["memory"]["peak_increase_bytes"] / 1e9)
     return result
+
+
+def time_whole_seed_fit(neural, position, steps: int, device: str) -> Dict[str, Any]:
+    """``solver.fit`` of the seed configuration for ``steps`` steps, with the seed's regularizer ramp
+    (0 until steps // 4, rising to 0.1 at steps // 2), as the seed notebook runs it."""
+    from cebra.solver.schedulers import LinearRampUp
+
+    cfg = dict(SEED_CONFIG)
+    solver, loader, _ = build_solver(
+        neural, position, model_name=cfg["model"], num_units=cfg["num_units"], output_dim=cfg["output_dim"],
+        batch_size=cfg["batch_size"], num_steps=steps, learning_rate=cfg["learning_rate"], loss=cfg["loss"],
+        temperature=cfg["temperature"], behavior_dims=cfg["behavior_dims"], time_dims=cfg["time_dims"],
+        time_delta=cfg["time_delta"], time_offset=cfg["time_offset"], renormalize=cfg["renormalize"],
+        tqdm_on=False, device=device)
+    scheduler = LinearRampUp(n_splits=2, step_to_switch_on_reg=steps // 4, step_to_switch_off_reg=steps // 2,
+                             start_weight=0.0, end_weight=cfg["reg_end_weight"])
+    _synchronize()
+    start = time.perf_counter()
+    solver.fit(loader=loader, valid_loader=None, log_frequency=None, scheduler_regularizer=scheduler,
+               scheduler_loss=None)
+    _synchronize()
+    return dict(steps=steps, seconds=time.perf_counter() - start, final_sum_loss=solver.log[("sum_loss_train",)][-1])
 
 
 def run_synthetic(neural, position, args) -> Dict[str, Any]:
@@ -573,7 +607,7 @@ def run_synthetic(neural, position, args) -> Dict[str, Any]:
         learning_rate=cfg["learning_rate"], loss=cfg["loss"], temperature=cfg["temperature"],
         behavior_dims=behavior_dims, time_dims=time_dims, time_delta=cfg["time_delta"],
         time_offset=cfg["time_offset"], renormalize=cfg["renormalize"],
-        tqdm_on=not args.no_progress,
+        tqdm_on=not args.no_progress, device=args.device,
     )
     # LinearRampUp semantics in cebra 0.6.1: for on <= step <= off the weight is interpolated
     # from start_weight (at step == on) to end_weight (at step == off); after `off` it stays at
@@ -609,7 +643,7 @@ def run_synthetic(neural, position, args) -> Dict[str, Any]:
     if args.attribution:
         logger.info("synthetic: attribution (jacobian-based) on all %d time points",
                     len(neural))
-        result["attribution"] = time_attribution(solver, neural, output_dim)
+        result["attribution"] = time_attribution(solver, neural, output_dim, args.device)
     return result
 
 
@@ -652,6 +686,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                       "for synthetic)")
     attr.add_argument("--no-attribution", dest="attribution", action="store_false",
                       help="skip the attribution")
+    p.add_argument("--device", default="cpu",
+                   help="torch device of the model, the batches and the attribution (default: cpu)")
+    p.add_argument("--whole-fit-steps", type=int, default=0,
+                   help="seed: also time a whole solver.fit of this many steps with the seed's ramp (default: 0, off)")
     p.add_argument("--no-progress", action="store_true",
                    help="synthetic: switch off cebra's tqdm progress bar during fit")
     args = p.parse_args(argv)

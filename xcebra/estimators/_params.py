@@ -20,7 +20,7 @@ __all__ = ["AUTO_LIPSCHITZ", "PARAMETER_CONSTRAINTS", "check_constraints", "vali
            "regularizer_ramp", "params_to_json", "identified_ranks"]
 
 #: the Lipschitz bound of a fit with a euclidean objective and ``lipschitz="auto"`` (the default); chosen on
-#: benchmarks/quality_defaults.py (docs: results, "The euclidean default")
+#: benchmarks/quality/quality_defaults.py (docs: results, "The euclidean default")
 AUTO_LIPSCHITZ = 4.0
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 

@@ -9,9 +9,9 @@ ING and Jacobian maps, held-out linear R2 of the behaviour from the behaviour bl
 embedding's RMS and the training-health warnings fit raised. The table reports the median and the worst
 seed.
 
-    python benchmarks/quality_defaults.py --candidates none,lipschitz4,clip5 --seeds 0,1,2 --steps 2000
-    python benchmarks/quality_defaults.py --candidates default --seeds 0,1,2,3,4 --steps 2000,6000
-    python benchmarks/quality_defaults.py --ceiling --seeds 0,1,2,3,4      # supervised ceiling per regime
+    python -m benchmarks.quality.quality_defaults --candidates none,lipschitz4,clip5 --seeds 0,1,2 --steps 2000
+    python -m benchmarks.quality.quality_defaults --candidates default --seeds 0,1,2,3,4 --steps 2000,6000
+    python -m benchmarks.quality.quality_defaults --ceiling --seeds 0,1,2,3,4      # supervised ceiling per regime
 
 Every finished fit is appended to ``<out>/quality_defaults.csv`` at once; a rerun with the same
 ``--out`` skips the fits already there (``--fresh`` starts over), so an interrupted run resumes.
@@ -32,8 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _args import parse_seeds  # noqa: E402
+from benchmarks.common import RESULTS, parse_seeds
 
 #: the paper's small synthetic setting; the bound is what the candidates change
 CONFIG = dict(model="offset1", hidden_units=128, loss="euclidean", batch_size=512, learning_rate=1e-3,
@@ -52,7 +51,7 @@ CANDIDATES = {
     "clip10": dict(lipschitz=None, output_clip=10.0, min_separation=1),
 }
 REGIMES = {"fast": 1.0, "slow": 5.0}
-DEFAULT_OUT = Path(__file__).parent / "results" / "quality_defaults"
+DEFAULT_OUT = RESULTS / "quality_defaults"
 KEY = ("candidate", "noise", "regime", "seed", "steps")
 
 
@@ -220,7 +219,7 @@ def main(argv=None) -> None:
                   f"{row['fit_seconds']:.0f} s {row['warnings']}", file=sys.stderr, flush=True)
     rows = _read(path)
     lines = ["# Which bound on the euclidean embedding? Synthetic data in two latent regimes", "",
-             f"`python benchmarks/quality_defaults.py` (this folder's CSV holds every fit; the command of each batch "
+             f"`python -m benchmarks.quality.quality_defaults` (this folder's CSV holds every fit; the command of each batch "
              f"of fits is in the results docs). Configuration: {CONFIG}, time offset {TIME_OFFSET}; latents fast "
              f"(latent_timescale={REGIMES['fast']:g}) or slow ({REGIMES['slow']:g}). Median over seeds (worst seed in "
              "brackets: the lowest score, the largest RMS). Block AUC: neurons ranked by each block's RMS attribution "
