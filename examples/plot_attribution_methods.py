@@ -70,5 +70,5 @@ comparison = plotting.plot_method_comparison(rows)
 # %%
 # Decide on the block level: the per-entry AUC moves with the basis the model happened to learn
 # within each block, which contrastive learning does not identify. The maps themselves, side by side:
-ing_figure = maps["ing"].plot()
-jacobian_figure = maps["jacobian"].plot()
+ing_figure = plotting.plot_attribution_map(maps["ing"])
+jacobian_figure = plotting.plot_attribution_map(maps["jacobian"])

@@ -73,7 +73,7 @@ amap = model.attribution_map(data.spikes, method="ing-block", num_samples=config
 result = xcebra.hypotheses.test_hypothesis(amap, data.cell_types, demo.BEHAVIOR_HYPOTHESIS)
 print(result.summary())
 
-map_figure = amap.plot(cell_types=data.cell_types)
+map_figure = plotting.plot_attribution_map(amap, cell_types=data.cell_types)
 # sphinx_gallery_thumbnail_number = 4
 means_figure = plotting.plot_cell_type_means(amap, data.cell_types)
 

@@ -74,7 +74,7 @@ entry_auc = amap.score(data.ground_truth(model.blocks_), level="entry")
 print(f"block AUC {block_auc:.3f} (decide on this)")
 print(f"entry AUC {entry_auc:.3f} (moves with the learned basis)")
 
-map_figure = amap.plot()
+map_figure = plotting.plot_attribution_map(amap)
 # sphinx_gallery_thumbnail_number = 2
 
 # %%

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from xcebra.attribution import METHODS
-from xcebra.attribution.jacobian import (block_pseudo_inverse, lag_summed_jacobian, per_time_attribution,
-                                         pseudo_inverse, reduce_lags, window_jacobian)
+from xcebra.attribution import METHODS, per_time_attribution
+from xcebra.attribution.jacobian import (block_pseudo_inverse, lag_summed_jacobian, pseudo_inverse, reduce_lags,
+                                         window_jacobian)
 from xcebra.attribution.maps import AttributionMap, accumulate_map, select_time_points
 from xcebra.models import Offset1
 from xcebra.objectives import Embedder, Objective
@@ -199,7 +199,7 @@ def test_pseudo_inverse_of_float32_jacobians_equals_lapack_svd_to_float64_precis
         np.testing.assert_allclose(got[t].numpy(), expected, atol=1e-6 * scale)  # float32 output
     exact64 = torch.from_numpy(jac.astype(np.float64))
     # in float64 end to end (the helper on its own) the agreement is at round-off level
-    from xcebra.attribution.jacobian import _gram_pinv
+    from xcebra.attribution.pinv import _gram_pinv
     ours = _gram_pinv(exact64, cutoff).numpy()
     for t in range(16):
         expected = np.linalg.pinv(jac[t].astype(np.float64), rcond=cutoff)

@@ -300,3 +300,17 @@ def test_plotting_does_not_touch_pyplot_state():
     plotting.plot_attribution_map(make_amap())
     plotting.plot_trajectory(np.zeros((5, 2)))
     assert plt.get_fignums() == before
+
+
+def test_attribution_map_plot_is_deprecated_and_still_draws_the_map():
+    """The result type does not draw itself (attribution sits below viz); its old plot() forwards with a warning."""
+    from xcebra.attribution.maps import AttributionMap
+
+    raw = make_amap()
+    amap = AttributionMap(values=raw.values, method="ing", blocks=raw.blocks, stderr=np.zeros_like(raw.values),
+                          n_timepoints=10)
+    with pytest.warns(DeprecationWarning, match=r"AttributionMap.plot\(\) is deprecated .* xcebra.viz.plot_attribution_map"):
+        fig = amap.plot(cell_types=CELL_TYPES)
+    expected = plotting.plot_attribution_map(amap, cell_types=CELL_TYPES)
+    assert isinstance(fig, Figure) and len(fig.axes) == len(expected.axes) == 2
+    assert fig.axes[0].get_title() == expected.axes[0].get_title()

@@ -56,6 +56,12 @@ so the caller's global random state is unchanged. Not thread-safe for the same r
 The encoder is never changed: not moved, cast, switched to eval/train, frozen or left with ``.grad``.
 Windows are converted to the device and dtype of its parameters instead.
 
+Each method is a class (:class:`NeuronGradient`, :class:`IntegratedGradients`, :class:`FeatureAblation`,
+:class:`ShapleySampling`, :class:`GradientShap`) that declares its name, options and whether it draws
+random numbers, and whose ``run`` makes its captum call; the batching and seeding they share is
+:class:`xcebra.attribution._captum.BaselineAttributor`. They live in one module because each is one call
+of captum with the same engine around it.
+
 Examples
 --------
 >>> import torch
@@ -71,189 +77,68 @@ torch.Size([10, 3, 6])
 
 from __future__ import annotations
 
-import numbers
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["make_attributor", "BaselineAttributor", "BASELINE_METHODS", "OPTIONS"]
+from ._captum import BaselineAttributor, _is_int, frame_baseline, resolve_options
+from .base import AttributionMethod, Attributor
 
-#: method -> {option: default}; the options each method accepts
-OPTIONS: dict[str, dict[str, Any]] = {
-    "neuron-gradient": {"internal_batch_size": 4096},
-    "integrated-gradients": {"n_steps": 50, "baseline": 0.0, "internal_batch_size": 4096},
-    "feature-ablation": {"baseline": 0.0, "internal_batch_size": 4096},
-    "shapley-sampling": {"n_samples": 25, "baseline": 0.0, "internal_batch_size": 4096},
-    "gradient-shap": {"n_samples": 5, "baselines": None, "n_baselines": None, "baseline_std": 1.0, "stdevs": 0.0,
-                      "internal_batch_size": 4096},
-}
-BASELINE_METHODS = tuple(OPTIONS)
-_STOCHASTIC = ("shapley-sampling", "gradient-shap")
+__all__ = ["make_attributor", "BaselineAttributor", "CaptumMethod", "NeuronGradient", "IntegratedGradients",
+           "FeatureAblation", "ShapleySampling", "GradientShap", "BASELINES", "BASELINE_METHODS", "OPTIONS"]
 
 
-def _is_int(value: Any, minimum: int) -> bool:
-    return (isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
-            and value >= minimum)
+class CaptumMethod(AttributionMethod):
+    """A baseline computed by captum; ``run(attributor, x, dims, generator)`` makes its call.
 
-
-def _is_real(value: Any, minimum: float) -> bool:
-    return (isinstance(value, (numbers.Real, np.floating)) and not isinstance(value, (bool, np.bool_))
-            and bool(np.isfinite(value)) and value >= minimum)
-
-
-def _is_baseline(value: Any) -> bool:
-    """A finite real number or a finite numeric array (its shape is checked against the windows later)."""
-    if _is_real(value, -np.inf):
-        return True
-    try:
-        array = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
-    except (TypeError, ValueError):
-        return False
-    return array.dtype.kind in "biuf" and array.ndim >= 1 and bool(np.isfinite(array).all())
-
-
-#: option -> (check, what it must be)
-_CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "n_steps": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "n_samples": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "n_baselines": (lambda v: v is None or _is_int(v, 1), "None or an int >= 1"),
-    "internal_batch_size": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "baseline_std": (lambda v: _is_real(v, 0.0), "a float >= 0"),
-    "stdevs": (lambda v: _is_real(v, 0.0), "a float >= 0"),
-    "baseline": (_is_baseline, "a finite float or an array of shape (N,), (N, 1) or (N, window)"),
-    "baselines": (lambda v: v is None or _is_baseline(v), "None or an array of baseline windows (M, N, window)"),
-}
-
-
-def _resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
-    allowed = OPTIONS[method]
-    for name in options:
-        if name not in allowed:
-            takes = f"takes the options {', '.join(repr(k) for k in allowed)}" if allowed else "takes no options"
-            raise ValueError(f"Method '{method}' {takes}; got unknown option {name!r}")
-    resolved = {**allowed, **options}
-    for name, value in options.items():
-        check, expected = _CONSTRAINTS[name]
-        if not check(value):
-            raise ValueError(f"The '{name}' option of method '{method}' must be {expected}. Got {value!r} instead.")
-    return resolved
-
-
-def _import_captum():
-    try:
-        import captum.attr
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("The baseline attribution methods need captum: pip install 'xcebra[baselines]'") from error
-    return captum.attr
-
-
-def _frame_baseline(value: Any, n_neurons: int, window: int, like: torch.Tensor, name: str) -> torch.Tensor | float:
-    """A scalar, or a (1, N, window) tensor from an array of shape (N,), (N, 1), (N, window) or (1, N, window)."""
-    if _is_real(value, -np.inf):
-        return float(value)
-    tensor = torch.as_tensor(value).to(device=like.device, dtype=like.dtype)
-    if tensor.ndim == 1:
-        tensor = tensor[:, None]
-    if tensor.ndim == 3 and tensor.shape[0] == 1:
-        tensor = tensor[0]
-    if tensor.ndim != 2 or tensor.shape[0] != n_neurons or tensor.shape[1] not in (1, window):
-        raise ValueError(f"The '{name}' option must have shape ({n_neurons},), ({n_neurons}, 1) or "
-                         f"({n_neurons}, {window}) for windows of {n_neurons} neurons x {window} frames; "
-                         f"got shape {tuple(torch.as_tensor(value).shape)}")
-    return tensor.expand(n_neurons, window).contiguous()[None]
-
-
-class BaselineAttributor:
-    """``attribute(windows)`` for one captum-backed method; built by :func:`make_attributor`.
-
-    Attributes
-    ----------
-    method : str
-    options : dict, every option of the method with defaults filled in.
-    random_state : int or None
-    calls : int, number of batches attributed so far (the k-th call uses random stream k).
+    ``x`` (b, N, window) is a private copy of the windows on the encoder's device; ``dims`` is D; the
+    ``generator`` is seeded for this batch when the method is stochastic (None otherwise). Returns the
+    signed attributions (b, D, N).
     """
 
-    def __init__(self, embedder: nn.Module, method: str, options: dict[str, Any], random_state: int | None):
-        self.embedder = embedder
-        self.method = method
-        self.options = options
-        self.random_state = random_state
-        self.calls = 0
-        self._seeds = np.random.SeedSequence(random_state)
-        self._captum = _import_captum()
+    @classmethod
+    def check_options(cls, options: dict, blocks=None) -> None:
+        resolve_options(cls.name, dict(cls.options), dict(options))
 
-    # ------------------------------------------------------------------ helpers
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, window) -> (B, D): the embedding of each window."""
-        return self.embedder(x)[:, 0]
+    @classmethod
+    def attributor(cls, embedder: nn.Module, *, lags: str = "sum", random_state: int | None = 0,
+                   first_batch: int = 0, **options: Any) -> Attributor:
+        attribute = make_attributor(embedder, cls.name, random_state=random_state, **options)
+        attribute.calls = first_batch  # the k-th batch of a map draws random stream k, however it is chunked
+        return attribute
 
-    def _target_dims(self, windows: torch.Tensor) -> int:
-        with torch.no_grad():
-            return int(self._forward(windows[:1]).shape[1])  # an empty batch embeds to (0, D) too
+    @staticmethod
+    def run(attributor: BaselineAttributor, x: torch.Tensor, dims: int,
+            generator: torch.Generator | None) -> torch.Tensor:
+        raise NotImplementedError
 
-    def _feature_mask(self, windows: torch.Tensor) -> torch.Tensor:
-        """(1, N, window): feature group n = all frames of neuron n (contiguous: captum views it flat)."""
-        n, window = windows.shape[1:]
-        return torch.arange(n, device=windows.device)[None, :, None].expand(1, n, window).contiguous()
 
-    def _call_seed(self) -> int:
-        child = np.random.SeedSequence(self._seeds.entropy, spawn_key=(self.calls,))
-        return int(child.generate_state(1)[0])
+class NeuronGradient(CaptumMethod):
+    """``"neuron-gradient"``: captum's ``Saliency`` (``abs=False``), the gradient summed over the window's frames."""
 
-    @contextmanager
-    def _seeded(self, device: torch.device) -> Iterator[torch.Generator]:
-        """Seed torch and numpy's global generators for captum; restore both afterwards."""
-        seed = self._call_seed()
-        numpy_state = np.random.get_state()
-        devices = [device.index if device.index is not None else torch.cuda.current_device()] \
-            if device.type == "cuda" else []
-        try:
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(seed)
-                np.random.seed(seed)
-                yield torch.Generator(device=device).manual_seed(seed)
-        finally:
-            np.random.set_state(numpy_state)
+    name = "neuron-gradient"
+    options = {"internal_batch_size": 4096}
 
-    # ------------------------------------------------------------------ methods
-    def _by_target(self, attribute: Callable, x: torch.Tensor, dims: int, expansion: int,
-                   split: bool) -> torch.Tensor:
-        """(b, D, N) from ``attribute(inputs, target) -> (rows, N, window)``, one target per output dim.
+    @staticmethod
+    def run(attributor, x, dims, generator):
+        saliency = attributor.captum.Saliency(attributor.forward)
+        return attributor.by_target(lambda inputs, target: saliency.attribute(inputs, target=target, abs=False),
+                                    x, dims, expansion=1, split=True)
 
-        captum attributes one target per call; about ``internal_batch_size / expansion`` input rows go
-        into each call (captum multiplies each row by ``expansion``: n_steps, n_samples): several
-        dims per call when the batch is small (the windows repeated, one target per row; bigger
-        passes are faster per window on CPU), parts of the batch per call when it is large (``split``).
-        """
-        rows = max(1, self.options["internal_batch_size"] // expansion)
-        b = x.shape[0]
-        if split and b > rows:
-            size = -(-b // -(-b // rows))  # parts of equal size (a small remainder makes a slow pass)
-            return torch.cat([self._by_target(attribute, x[i:i + size], dims, expansion, split)
-                              for i in range(0, b, size)])
-        per_call = max(1, rows // b)
-        parts = []
-        for first in range(0, dims, per_call):
-            k = min(per_call, dims - first)
-            inputs = (x.repeat(k, 1, 1) if k > 1 else x).detach().requires_grad_(True)
-            target = first if k == 1 else torch.arange(first, first + k, device=x.device).repeat_interleave(b)
-            values = attribute(inputs, target).sum(-1)  # sum over the frames of each neuron
-            parts.append(values.reshape(k, b, -1).transpose(0, 1))
-        return torch.cat(parts, 1)
 
-    def _neuron_gradient(self, x: torch.Tensor, dims: int) -> torch.Tensor:
-        saliency = self._captum.Saliency(self._forward)
-        return self._by_target(lambda inputs, target: saliency.attribute(inputs, target=target, abs=False),
-                               x, dims, expansion=1, split=True)
+class IntegratedGradients(CaptumMethod):
+    """``"integrated-gradients"``: captum's ``IntegratedGradients`` (Gauss-Legendre rule) from ``baseline``."""
 
-    def _integrated_gradients(self, x: torch.Tensor, dims: int) -> torch.Tensor:
-        ig = self._captum.IntegratedGradients(self._forward)
-        baseline = _frame_baseline(self.options["baseline"], x.shape[1], x.shape[2], x, "baseline")
-        n_steps, internal = self.options["n_steps"], self.options["internal_batch_size"]
+    name = "integrated-gradients"
+    options = {"n_steps": 50, "baseline": 0.0, "internal_batch_size": 4096}
+
+    @staticmethod
+    def run(attributor, x, dims, generator):
+        options = attributor.options
+        ig = attributor.captum.IntegratedGradients(attributor.forward)
+        baseline = frame_baseline(options["baseline"], x.shape[1], x.shape[2], x, "baseline")
+        n_steps, internal = options["n_steps"], options["internal_batch_size"]
 
         def attribute(inputs, target):
             # captum splits the n_steps * rows scaled inputs into passes of internal_batch_size
@@ -261,90 +146,76 @@ class BaselineAttributor:
             return ig.attribute(inputs, baselines=baseline, target=target, n_steps=n_steps,
                                 internal_batch_size=max(internal, inputs.shape[0]))
 
-        return self._by_target(attribute, x, dims, expansion=n_steps, split=False)
+        return attributor.by_target(attribute, x, dims, expansion=n_steps, split=False)
 
-    def _perturbation(self, x: torch.Tensor, dims: int, algorithm, **kwargs) -> torch.Tensor:
-        # target=None and a (B, D) output: captum attributes every output element in the same passes,
-        # so the N + 1 (or 1 + n_samples * N) forward passes are shared by all D dimensions
-        b, n, window = x.shape
-        baseline = _frame_baseline(self.options["baseline"], n, window, x, "baseline")
-        # several perturbed copies of the batch per forward pass, up to internal_batch_size windows
-        per_pass = max(1, min(n, self.options["internal_batch_size"] // b))
-        values = algorithm.attribute(x, baselines=baseline, target=None, feature_mask=self._feature_mask(x),
-                                     perturbations_per_eval=per_pass, **kwargs)
-        if values.numel() != b * dims * n * window:
-            raise RuntimeError(
-                f"captum's {type(algorithm).__name__} returned attributions of shape {tuple(values.shape)} for "
-                f"{b} windows x {dims} outputs; this captum version does not attribute multi-output models "
-                "(xcebra is tested with captum 0.9)")
-        # every frame of a neuron's feature group carries the whole group's value: take one frame
-        return values.reshape(b, dims, n, window)[..., 0]
 
-    def _gradient_shap(self, x: torch.Tensor, dims: int, generator: torch.Generator) -> torch.Tensor:
-        b, n, window = x.shape
-        if self.options["baselines"] is None:
-            count = self.options["n_baselines"] or b * self.options["n_samples"]
-            shape = (count, n, window)
-            baselines = torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
-            baselines = baselines * self.options["baseline_std"]
-        else:
-            baselines = torch.as_tensor(self.options["baselines"]).to(device=x.device, dtype=x.dtype)
-            if baselines.ndim == 2:
-                baselines = baselines[None]
-            if baselines.ndim != 3 or tuple(baselines.shape[1:]) != (n, window):
-                raise ValueError(
-                    f"The 'baselines' option of method 'gradient-shap' must have shape (M, {n}, {window}) for "
-                    f"windows of {n} neurons x {window} frames; got shape {tuple(baselines.shape)}")
-        shap = self._captum.GradientShap(self._forward)
-        n_samples, stdevs = self.options["n_samples"], self.options["stdevs"]
+class FeatureAblation(CaptumMethod):
+    """``"feature-ablation"``: captum's ``FeatureAblation``, each neuron replaced by ``baseline`` in all its frames."""
+
+    name = "feature-ablation"
+    options = {"baseline": 0.0, "internal_batch_size": 4096}
+
+    @staticmethod
+    def run(attributor, x, dims, generator):
+        return attributor.perturbation(x, dims, attributor.captum.FeatureAblation(attributor.forward))
+
+
+class ShapleySampling(CaptumMethod):
+    """``"shapley-sampling"``: captum's ``ShapleyValueSampling`` over ``n_samples`` random orderings of the neurons."""
+
+    name = "shapley-sampling"
+    options = {"n_samples": 25, "baseline": 0.0, "internal_batch_size": 4096}
+    stochastic = True
+
+    @staticmethod
+    def run(attributor, x, dims, generator):
+        return attributor.perturbation(x, dims, attributor.captum.ShapleyValueSampling(attributor.forward),
+                                       n_samples=attributor.options["n_samples"])
+
+
+def _shap_baselines(options: dict, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """(M, N, window) baselines of GradientShap: the given windows, or Gaussian noise drawn for this batch."""
+    b, n, window = x.shape
+    if options["baselines"] is None:
+        count = options["n_baselines"] or b * options["n_samples"]
+        baselines = torch.randn((count, n, window), generator=generator, device=x.device, dtype=x.dtype)
+        return baselines * options["baseline_std"]
+    baselines = torch.as_tensor(options["baselines"]).to(device=x.device, dtype=x.dtype)
+    if baselines.ndim == 2:
+        baselines = baselines[None]
+    if baselines.ndim != 3 or tuple(baselines.shape[1:]) != (n, window):
+        raise ValueError(
+            f"The 'baselines' option of method 'gradient-shap' must have shape (M, {n}, {window}) for "
+            f"windows of {n} neurons x {window} frames; got shape {tuple(baselines.shape)}")
+    return baselines
+
+
+class GradientShap(CaptumMethod):
+    """``"gradient-shap"``: captum's ``GradientShap``, expected gradients between random baselines and the input."""
+
+    name = "gradient-shap"
+    options = {"n_samples": 5, "baselines": None, "n_baselines": None, "baseline_std": 1.0, "stdevs": 0.0,
+               "internal_batch_size": 4096}
+    stochastic = True
+
+    @staticmethod
+    def run(attributor, x, dims, generator):
+        baselines = _shap_baselines(attributor.options, x, generator)
+        shap = attributor.captum.GradientShap(attributor.forward)
+        n_samples, stdevs = attributor.options["n_samples"], attributor.options["stdevs"]
 
         def attribute(inputs, target):
             return shap.attribute(inputs, baselines=baselines, target=target, n_samples=n_samples, stdevs=stdevs)
 
-        return self._by_target(attribute, x, dims, expansion=n_samples, split=True)
+        return attributor.by_target(attribute, x, dims, expansion=n_samples, split=True)
 
-    def _run(self, x: torch.Tensor, dims: int, generator: torch.Generator | None) -> torch.Tensor:
-        if self.method == "neuron-gradient":
-            return self._neuron_gradient(x, dims)
-        if self.method == "integrated-gradients":
-            return self._integrated_gradients(x, dims)
-        if self.method == "feature-ablation":
-            return self._perturbation(x, dims, self._captum.FeatureAblation(self._forward))
-        if self.method == "shapley-sampling":
-            return self._perturbation(x, dims, self._captum.ShapleyValueSampling(self._forward),
-                                      n_samples=self.options["n_samples"])
-        return self._gradient_shap(x, dims, generator)
 
-    # ------------------------------------------------------------------ entry point
-    def __call__(self, windows: torch.Tensor) -> torch.Tensor:
-        """Attribute a batch of windows.
-
-        Parameters
-        ----------
-        windows : tensor of shape (b, N, window)
-
-        Returns
-        -------
-        tensor of shape (b, D, N), signed; detached, on the encoder's device, in its dtype.
-        """
-        window = self.embedder.window
-        if not isinstance(windows, torch.Tensor) or windows.ndim != 3 or windows.shape[2] != window:
-            shape = tuple(windows.shape) if hasattr(windows, "shape") else type(windows).__name__
-            raise ValueError(f"windows must be a tensor of shape (b, N, {window}) for an encoder with a window of "
-                             f"{window} frames; got {shape}")
-        parameter = next(self.embedder.parameters(), None)
-        device = parameter.device if parameter is not None else windows.device
-        dtype = parameter.dtype if parameter is not None else windows.dtype
-        # a private copy (gradient methods make their inputs require grad)
-        x = windows.detach().to(device=device, dtype=dtype, copy=True)
-        dims = self._target_dims(x)
-        if self.method in _STOCHASTIC:
-            with self._seeded(device) as generator:
-                result = self._run(x, dims, generator)
-        else:
-            result = self._run(x, dims, None)
-        self.calls += 1
-        return result.detach().to(dtype)  # captum's perturbation methods accumulate in float32
+#: the captum baselines, in the order ``xcebra.attribution.METHODS`` lists them
+BASELINES = (NeuronGradient, IntegratedGradients, FeatureAblation, ShapleySampling, GradientShap)
+_BY_NAME = {method.name: method for method in BASELINES}
+BASELINE_METHODS = tuple(_BY_NAME)
+#: method -> {option: default}; the options each method accepts (read from the classes)
+OPTIONS: dict[str, dict[str, Any]] = {method.name: dict(method.options) for method in BASELINES}
 
 
 def make_attributor(embedder: nn.Module, method: str, *, random_state: int | None = 0,
@@ -361,7 +232,7 @@ def make_attributor(embedder: nn.Module, method: str, *, random_state: int | Non
     random_state : int or None, default 0
         Seed for the random orderings (Shapley) and baselines (GradientShap); ``None``: fresh entropy.
     **options
-        Method options (``OPTIONS[method]`` lists them with their defaults): ``n_steps``,
+        Method options (``OPTIONS[method]`` and the method class's ``options`` list them with their defaults): ``n_steps``,
         ``n_samples``, ``baseline``, ``baselines``, ``n_baselines``, ``baseline_std``, ``stdevs``,
         ``internal_batch_size``.
 
@@ -388,10 +259,12 @@ def make_attributor(embedder: nn.Module, method: str, *, random_state: int | Non
     gradient-shap 22 s (``n_samples=5``), feature-ablation 16 s, shapley-sampling 580 s (``n_samples=25``).
     On two free cores the wall time is roughly half of these.
     """
-    if method not in OPTIONS:
+    if method not in _BY_NAME:
         raise ValueError(f"method must be one of {', '.join(repr(m) for m in BASELINE_METHODS)}; got {method!r}")
     if random_state is not None and not _is_int(random_state, 0):
         raise ValueError(f"random_state must be None or an int >= 0; got {random_state!r}")
     if not hasattr(embedder, "window"):
         raise ValueError(f"embedder must have a 'window' attribute (frames per window); got {type(embedder).__name__}")
-    return BaselineAttributor(embedder, method, _resolve_options(method, options), random_state)
+    method_class = _BY_NAME[method]
+    return BaselineAttributor(embedder, method_class, resolve_options(method, dict(method_class.options), options),
+                              random_state)

@@ -2,8 +2,9 @@
 
 The one place that turns (embedder, neural array, method) into an :class:`AttributionMap`: it chooses
 the time points, reads their windows in batches from any array-like (``np.memmap`` and h5py datasets
-are never loaded whole), runs the Jacobian methods (:mod:`.jacobian`) or a captum baseline
-(:mod:`.baselines`) on each batch and averages the absolute values.
+are never loaded whole), runs the method's attributor (:mod:`.registry`: the Jacobian methods of
+:mod:`.jacobian` and :mod:`.ing`, the captum baselines of :mod:`.baselines`) on each batch and averages the
+absolute values.
 ``XCEBRA`` and ``SupervisedRegressor`` both call it after checking that ``neural`` matches the model.
 
 It is two steps, shared with the chunked map of :func:`xcebra.parallel.attribution_map`:
@@ -22,18 +23,14 @@ import torch
 from torch import nn
 
 from .._validation import check_finite
-from .baselines import _STOCHASTIC
-from .jacobian import LAG_REDUCTIONS, per_time_attribution
+from .ing import check_block_ranks
+from .jacobian import LAG_REDUCTIONS
 from .maps import AttributionMap, PartialSums, finalize, partial_sums, select_time_points
+from .registry import JACOBIAN_METHODS, METHODS, STOCHASTIC_METHODS, get_method
 
 __all__ = ["compute_attribution_map", "attribution_sums", "check_attribution_arguments", "recorded_options",
            "check_block_ranks", "resolve_method_options", "read_rows", "read_windows", "JACOBIAN_METHODS",
            "STOCHASTIC_METHODS"]
-
-#: methods computed from the encoder Jacobian by :func:`xcebra.attribution.jacobian.per_time_attribution`
-JACOBIAN_METHODS = ("ing", "ing-lstsq", "ing-block", "jacobian")
-#: baselines that draw random numbers: the k-th batch of a map uses random stream k (see :mod:`.baselines`)
-STOCHASTIC_METHODS = _STOCHASTIC
 
 
 def _is_int(value: Any, minimum: int) -> bool:
@@ -90,53 +87,26 @@ def read_windows(neural: Any, positions: np.ndarray, window: int, name: str = "n
 def check_attribution_arguments(method: str, lags: str, num_samples: int | None, batch_size: int,
                                 options: dict, blocks: Sequence | None = None) -> None:
     """Raise a ValueError naming the argument for an unknown method or lag reduction, a bad ``num_samples``
-    or ``batch_size``, or options given to a Jacobian method; with ``blocks``, also ``"ing-block"`` ranks
-    that do not fit them (see :func:`check_block_ranks`)."""
-    from . import METHODS
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(repr(m) for m in METHODS)}; got {method!r}")
+    or ``batch_size``, or options the method does not take (each method checks its own: with ``blocks``,
+    also ``"ing-block"`` ranks that do not fit them)."""
+    found = get_method(method)
     if lags not in LAG_REDUCTIONS:
         raise ValueError(f"lags must be one of 'sum', 'abs'; got {lags!r}")
     if num_samples is not None and not _is_int(num_samples, 1):
         raise ValueError(f"num_samples must be None or an int >= 1; got {num_samples!r}")
     if not _is_int(batch_size, 1):
         raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
-    if method == "ing-block":
-        extra = set(options) - {"block_ranks"}
-        if extra:
-            raise ValueError(f"method 'ing-block' takes only the option 'block_ranks'; got "
-                             f"{', '.join(repr(k) for k in sorted(extra))}")
-        ranks = options.get("block_ranks")
-        entries = ranks.values() if isinstance(ranks, dict) else ranks
-        if ranks is not None and (isinstance(ranks, str) or not hasattr(ranks, "__len__")
-                                  or not all(r is None or _is_int(r, 1) for r in entries)):
-            raise ValueError("block_ranks must be None, a dict {block name: int >= 1 or None} or one such entry per "
-                             f"embedding block, in block order; got {ranks!r}")
-        if blocks is not None and ranks is not None and not isinstance(ranks, dict):
-            check_block_ranks(ranks, blocks)
-    elif method in JACOBIAN_METHODS and options:
-        raise ValueError(f"method {method!r} takes no options; got {', '.join(repr(k) for k in options)}")
-
-
-def check_block_ranks(ranks: Sequence, blocks: Sequence) -> None:
-    """Raise a ValueError unless ``ranks`` has one entry per block and none exceeds its block's width."""
-    if len(ranks) != len(blocks):
-        raise ValueError(f"block_ranks has {len(ranks)} entries but the embedding has {len(blocks)} blocks "
-                         f"({', '.join(repr(name) for name, _ in blocks)}); give one per block")
-    for rank, (name, part) in zip(ranks, blocks):
-        width = part.stop - part.start
-        if rank is not None and rank > width:
-            raise ValueError(f"block_ranks gives block {name!r} rank {rank}, but it has only {width} dimensions")
+    found.check_options(options, blocks)
 
 
 def resolve_method_options(method: str, options: dict, blocks: Sequence, default_ranks=None) -> dict:
-    """``options`` with ``block_ranks`` of ``"ing-block"`` as one int or None per block, in block order.
+    """``options`` with ``block_ranks`` (of a method that takes it: ``"ing-block"``) as one int or None per block.
 
     ``block_ranks`` may be a dict {block name: int or None}, whose missing blocks take
     ``default_ranks(missing_names)`` (a callable returning such a dict; None: full rank), or a sequence with
     one entry per block. Other methods' options are returned unchanged.
     """
-    if method != "ing-block":
+    if method not in METHODS or "block_ranks" not in get_method(method).options:
         return options
     names = [name for name, _ in blocks]
     given = options.get("block_ranks")
@@ -189,15 +159,8 @@ def attribution_sums(embedder: nn.Module, neural: Any, positions: np.ndarray, me
     window = embedder.window
     parameter = next(embedder.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
-    if method in JACOBIAN_METHODS:
-        block_ranks = options.get("block_ranks")
-
-        def attribute(windows: torch.Tensor) -> torch.Tensor:
-            return per_time_attribution(embedder, windows, method, lags, block_ranks=block_ranks)
-    else:
-        from . import baselines
-        attribute = baselines.make_attributor(embedder, method, random_state=random_state, **options)
-        attribute.calls = first_batch
+    attribute = get_method(method).attributor(embedder, lags=lags, random_state=random_state, first_batch=first_batch,
+                                              **options)
 
     def per_batch(chunk: np.ndarray) -> torch.Tensor:
         return attribute(torch.from_numpy(read_windows(neural, chunk, window, name)).to(device))

@@ -1,4 +1,4 @@
-"""Encoder Jacobians per time point and the Inverted Neuron Gradient (ING).
+"""Encoder Jacobians per time point, reduced over lags: the ``"jacobian"`` method and what ING inverts.
 
 For time point ``t`` the encoder maps a window of frames ``x_t`` of shape (N, window) to the embedding
 ``z_t`` (D,). Its Jacobian ``J_t`` has shape (D, N, window). For attribution to neurons the lags are
@@ -10,9 +10,6 @@ reduced first:
   neurons with respect to the latents, as the data-generating process would have it).
 - ``lags="abs"``: ``sum_k |J_t[:, :, k]|``, which cannot cancel across lags but is no longer a
   Jacobian; offered to compare with the reference package's ``convabs`` variant.
-
-ING is ``pinv(J_t)`` (N, D), computed in float64 by a batched SVD (``"ing"``) or a batched minimum-
-norm least-squares solve (``"ing-lstsq"``), and transposed to (D, N).
 
 Units, and the reference package's scale
 ----------------------------------------
@@ -30,28 +27,22 @@ and plot scales are not comparable across packages, or across encoders of differ
 this factor. We sum because the sum is the derivative of a true linear map (a sustained change of
 each neuron's activity), whose inverse is what ING means; the mean is the same map scaled by ``1/w``.
 
-``"ing-block"`` inverts each embedding block on its own: the rows of block ``b`` are
-``pinv(J_t[b])^T``, where ``J_t[b]`` (D_b, N) holds that block's rows, keeping at most ``rank_b``
-singular values. Why: a block trained on a d-dimensional label (``time_delta`` or ``delta_normal`` on
-position, d = 2) is identified as a function of that label, so its Jacobian has rank d in theory; a
-4-dimensional cosine block has d + 1 = 3 numerically non-zero singular values, and the direction
-beyond d is what the objective did not identify. Inverting it divides by a small singular value and
-spreads that block's attribution over neurons that do not drive the label (measured on the seed's
-RatInABox setting: the third singular value of the behaviour block is ~0.2 of the first; keeping two
-of them raised the behaviour-block hypothesis AUC from 0.958 to 0.995 on one fit, see
-``benchmarks/ing_variants.py``). Without a rank, ``"ing-block"`` is the pseudo-inverse of each block's
-Jacobian at full numerical rank.
+The Inverted Neuron Gradient, which inverts these Jacobians, is :mod:`xcebra.attribution.ing`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..models import Embedder
+from .base import AttributionMethod, Attributor
+from .pinv import block_pseudo_inverse, pseudo_inverse  # noqa: F401  (their former home: benchmarks import them here)
 
-__all__ = ["window_jacobian", "lag_summed_jacobian", "reduce_lags", "pseudo_inverse", "block_pseudo_inverse",
-           "per_time_attribution", "LAG_REDUCTIONS"]
+__all__ = ["window_jacobian", "lag_summed_jacobian", "reduce_lags", "time_jacobian", "JacobianMethod", "Jacobian",
+           "LAG_REDUCTIONS", "pseudo_inverse", "block_pseudo_inverse"]
 
 LAG_REDUCTIONS = ("sum", "abs")
 
@@ -117,121 +108,48 @@ def reduce_lags(jacobian: torch.Tensor, lags: str = "sum") -> torch.Tensor:
     raise ValueError(f"lags must be one of 'sum', 'abs'; got {lags!r}")
 
 
-def pseudo_inverse(jacobian: torch.Tensor, solver: str = "svd", rank: int | None = None) -> torch.Tensor:
-    """Batched Moore-Penrose pseudo-inverse, transposed: (B, D, N) -> (B, D, N) holding ``pinv(J_t).T``.
+def time_jacobian(embedder: nn.Module, windows: torch.Tensor, lags: str = "sum") -> torch.Tensor:
+    """The lag-reduced Jacobian of each window: (B, N, window) -> (B, D, N), detached.
 
-    ``solver="svd"`` takes the singular value decomposition of each ``J_t`` from the symmetric
-    eigendecomposition of its small Gram matrix (``J_t J_t^T``, D x D, or ``J_t^T J_t`` when N < D):
-    ``pinv(J) = J^T U diag(1/s^2) U^T`` over the kept singular values ``s``. For float32 Jacobians that
-    is 3x faster than a batched LAPACK SVD (measured on 1,024 14 x 90 matrices) and agrees with
-    ``numpy.linalg.pinv`` to 1e-10 of the largest entry (tested): in float64, squaring the singular
-    values loses nothing above the float32-level cutoff below. Float64 Jacobians, whose cutoff is
-    float64's, take LAPACK's SVD.
-    ``"lstsq"`` solves ``J_t X = I`` for the minimum-norm ``X`` (driver ``gelsd``). Both run in float64
-    and return the input's dtype.
-
-    Singular values below ``max(D, N) * eps * s_max`` are treated as zero, with ``eps`` the machine
-    epsilon of the dtype the Jacobian was *computed* in (float32: 1.2e-7): the default cutoff of
-    ``numpy.linalg.pinv`` (``rtol``), ``torch.linalg.pinv`` and ``scipy.linalg.pinv``, applied at the
-    precision the Jacobian really has. This matters: with the cosine loss every block is normalised to a
-    sphere, so its Jacobian has no radial direction and a k-dimensional block contributes rank k - 1; the
-    missing direction shows up as round-off of order eps, which a float64 cutoff would invert into values
-    of order 1/eps. ``scipy.linalg.lstsq`` does not cut off this way: its default ``cond`` is the epsilon of
-    the dtype LAPACK runs in, with no ``max(D, N)`` factor, and a float32 Jacobian solved against a float64
-    identity runs in float64. The reference package's ``jf-inv-lsq`` does exactly that, so on cosine
-    models it inverts the round-off direction (tested: a (14, 90) float32 matrix of rank 13 gives
-    entries ~1e6 there and ~0.04 here).
-
-    ``rank`` (``solver="svd"`` only): keep at most the ``rank`` largest singular values of each ``J_t``
-    (a truncated pseudo-inverse); ``None`` keeps every one above the cutoff.
-    """
-    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
-        raise ValueError(f"rank must be None or an int >= 1; got {rank!r}")
-    if rank is not None and solver != "svd":
-        raise ValueError(f"rank needs solver='svd' (a truncated SVD); got solver={solver!r}")
-    rtol = max(jacobian.shape[-2:]) * torch.finfo(jacobian.dtype).eps
-    j64 = jacobian.to(torch.float64)
-    if solver == "svd":
-        # the Gram route squares the singular values: exact enough while the cutoff's square stays far above
-        # float64's round-off (float32 Jacobians: rtol^2 ~ 1e-10); float64 Jacobians take LAPACK's SVD
-        if rtol >= 1e-6:
-            inverse = _gram_pinv(j64, rtol, rank)
-        elif rank is None or rank >= min(j64.shape[-2:]):
-            inverse = torch.linalg.pinv(j64, rtol=rtol)
-        else:
-            inverse = _svd_pinv(j64, rtol, rank)
-    elif solver == "lstsq":
-        eye = torch.eye(j64.shape[1], dtype=torch.float64, device="cpu").expand(j64.shape[0], -1, -1)
-        inverse = torch.linalg.lstsq(j64.cpu(), eye, rcond=rtol, driver="gelsd").solution.to(j64.device)
-    else:
-        raise ValueError(f"solver must be one of 'svd', 'lstsq'; got {solver!r}")
-    return inverse.transpose(1, 2).to(jacobian.dtype)
-
-
-def _gram_pinv(jacobian: torch.Tensor, rtol: float, rank: int | None = None) -> torch.Tensor:
-    """Batched pseudo-inverse (B, D, N) -> (B, N, D) through the eigendecomposition of the smaller Gram matrix.
-
-    Singular values ``s`` with ``s < rtol * s_max`` are dropped (eigenvalues ``s^2 < rtol^2 * s_max^2``),
-    as ``torch.linalg.pinv(..., rtol=rtol)`` does; with ``rank``, so is every one below the ``rank`` largest.
-    """
-    rows = jacobian.shape[-2] <= jacobian.shape[-1]
-    gram = jacobian @ jacobian.transpose(-1, -2) if rows else jacobian.transpose(-1, -2) @ jacobian
-    eigenvalues, vectors = torch.linalg.eigh(gram)  # ascending: the largest come last
-    largest = eigenvalues[..., -1:].clamp_min(0.0)
-    kept = eigenvalues > (rtol * rtol) * largest
-    if rank is not None:
-        kept &= torch.arange(eigenvalues.shape[-1], device=eigenvalues.device) >= eigenvalues.shape[-1] - rank
-    inverse_eigenvalues = torch.where(kept, 1.0 / torch.where(kept, eigenvalues, torch.ones_like(eigenvalues)),
-                                      torch.zeros_like(eigenvalues))
-    gram_inverse = (vectors * inverse_eigenvalues[..., None, :]) @ vectors.transpose(-1, -2)
-    if rows:  # pinv(J) = J^T (J J^T)^+
-        return jacobian.transpose(-1, -2) @ gram_inverse
-    return gram_inverse @ jacobian.transpose(-1, -2)  # pinv(J) = (J^T J)^+ J^T
-
-
-def _svd_pinv(jacobian: torch.Tensor, rtol: float, rank: int) -> torch.Tensor:
-    """Batched pseudo-inverse (B, D, N) -> (B, N, D) by LAPACK's SVD, keeping at most the ``rank`` largest
-    singular values and none below ``rtol * s_max``."""
-    u, s, vh = torch.linalg.svd(jacobian, full_matrices=False)  # s descending
-    kept = (s > rtol * s[..., :1]) & (torch.arange(s.shape[-1], device=s.device) < rank)
-    inverse_s = torch.where(kept, 1.0 / torch.where(kept, s, torch.ones_like(s)), torch.zeros_like(s))
-    return (vh.transpose(-1, -2) * inverse_s[..., None, :]) @ u.transpose(-1, -2)
-
-
-def block_pseudo_inverse(jacobian: torch.Tensor, block_slices, ranks=None) -> torch.Tensor:
-    """Per-block transposed pseudo-inverse (B, D, N) -> (B, D, N): the rows of each block are
-    ``pinv(J_t[block])^T`` with at most ``ranks[i]`` singular values kept (``None``: full numerical rank).
-
-    ``block_slices``: (start, stop) pairs covering 0..D in order (``Embedder.block_slices``);
-    ``ranks``: one int >= 1 or None per block, or None for all full rank.
-    """
-    block_slices = [(int(a), int(b)) for a, b in block_slices]
-    ranks = [None] * len(block_slices) if ranks is None else list(ranks)
-    if len(ranks) != len(block_slices):
-        raise ValueError(f"ranks has {len(ranks)} entries but there are {len(block_slices)} blocks; give one per block")
-    if not block_slices or block_slices[0][0] != 0 or block_slices[-1][1] != jacobian.shape[1] or any(
-            b0[1] != b1[0] for b0, b1 in zip(block_slices, block_slices[1:])):
-        raise ValueError(f"block_slices {block_slices} must cover 0..{jacobian.shape[1]} in order without gaps")
-    return torch.cat([pseudo_inverse(jacobian[:, a:b], "svd", rank) for (a, b), rank in zip(block_slices, ranks)],
-                     dim=1)
-
-
-def per_time_attribution(embedder: nn.Module, windows: torch.Tensor, method: str, lags: str = "sum",
-                         block_ranks=None) -> torch.Tensor:
-    """Signed per-time-point attribution (B, D, N) for ``method`` in {"jacobian", "ing", "ing-lstsq", "ing-block"}.
-
-    ``block_ranks`` (``"ing-block"`` only): one int or None per block of ``embedder.block_slices``.
+    ``lags="sum"`` takes the shift derivative (:func:`lag_summed_jacobian`, no (D, N, window) tensor);
+    ``"abs"`` reduces the full window Jacobian (:func:`window_jacobian`, :func:`reduce_lags`).
     """
     if lags == "sum":
-        jacobian = lag_summed_jacobian(embedder, windows)
-    else:
-        jacobian = reduce_lags(window_jacobian(embedder, windows), lags)
-    if method == "jacobian":
+        return lag_summed_jacobian(embedder, windows)
+    return reduce_lags(window_jacobian(embedder, windows), lags)
+
+
+class JacobianMethod(AttributionMethod):
+    """A method computed from the lag-reduced Jacobian of each window (:func:`time_jacobian`) by :meth:`from_jacobian`."""
+
+    @classmethod
+    def check_options(cls, options: dict, blocks=None) -> None:
+        if options:
+            raise ValueError(f"method {cls.name!r} takes no options; got {', '.join(repr(k) for k in options)}")
+
+    @classmethod
+    def from_jacobian(cls, jacobian: torch.Tensor, embedder: nn.Module, **options: Any) -> torch.Tensor:
+        """Signed attributions (B, D, N) from the Jacobians (B, D, N)."""
+        raise NotImplementedError
+
+    @classmethod
+    def attribute(cls, embedder: nn.Module, windows: torch.Tensor, lags: str = "sum", **options: Any) -> torch.Tensor:
+        """Signed attributions (B, D, N) of a batch of windows (B, N, window)."""
+        return cls.from_jacobian(time_jacobian(embedder, windows, lags), embedder, **options)
+
+    @classmethod
+    def attributor(cls, embedder: nn.Module, *, lags: str = "sum", random_state: int | None = 0,
+                   first_batch: int = 0, **options: Any) -> Attributor:
+        def attribute(windows: torch.Tensor) -> torch.Tensor:
+            return cls.attribute(embedder, windows, lags, **options)
+        return attribute
+
+
+class Jacobian(JacobianMethod):
+    """``"jacobian"``: the plain lag-reduced Jacobian, embedding units per unit of neural activity."""
+
+    name = "jacobian"
+
+    @classmethod
+    def from_jacobian(cls, jacobian: torch.Tensor, embedder: nn.Module, **options: Any) -> torch.Tensor:
         return jacobian
-    if method == "ing":
-        return pseudo_inverse(jacobian, "svd")
-    if method == "ing-lstsq":
-        return pseudo_inverse(jacobian, "lstsq")
-    if method == "ing-block":
-        return block_pseudo_inverse(jacobian, embedder.block_slices, block_ranks)
-    raise ValueError(f"method must be one of 'jacobian', 'ing', 'ing-lstsq', 'ing-block'; got {method!r}")

@@ -14,6 +14,7 @@ partial sums of chunks of the recording on Dask workers and finalises their tota
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import metrics as _metrics
+from .scores import attribution_auc, block_auc, block_rms
 
 __all__ = ["AttributionMap", "PartialSums", "accumulate_map", "partial_sums", "finalize", "select_time_points"]
 
@@ -64,7 +65,7 @@ class AttributionMap:
         A block is identified only up to an invertible linear map, so its rows are not individually
         meaningful; their RMS per neuron is. Compare these within a block, not across blocks.
         """
-        return _metrics.block_rms(self.values, self.blocks)
+        return block_rms(self.values, self.blocks)
 
     @property
     def block_names(self) -> list[str]:
@@ -77,8 +78,8 @@ class AttributionMap:
     def score(self, ground_truth: Any, level: str = "auto") -> float:
         """ROC AUC against a boolean ground truth.
 
-        ``ground_truth`` of shape (output_dim, N) is scored per entry (:func:`xcebra.metrics.attribution_auc`);
-        of shape (n_blocks, N) per block (:func:`xcebra.metrics.block_auc`). ``level`` forces one
+        ``ground_truth`` of shape (output_dim, N) is scored per entry (:func:`xcebra.attribution.scores.attribution_auc`);
+        of shape (n_blocks, N) per block (:func:`xcebra.attribution.scores.block_auc`). ``level`` forces one
         (``"entry"`` or ``"block"``) when the shapes coincide.
         """
         truth = np.asarray(ground_truth)
@@ -94,13 +95,20 @@ class AttributionMap:
                     f"ground_truth has shape {truth.shape}; expected {self.values.shape} (per entry) or "
                     f"({len(self.blocks)}, {self.values.shape[1]}) (per block)")
         if level == "entry":
-            return _metrics.attribution_auc(self.values, truth)
-        return _metrics.block_auc(self, truth)
+            return attribution_auc(self.values, truth)
+        return block_auc(self, truth)
 
-    def plot(self, **kwargs):
-        """Plot the map (see :func:`xcebra.plotting.plot_attribution_map`); returns a matplotlib Figure."""
-        from .. import plotting
-        return plotting.plot_attribution_map(self, **kwargs)
+    def plot(self, **kwargs: Any):
+        """Deprecated: use :func:`xcebra.viz.plot_attribution_map` (``xcebra.plotting.plot_attribution_map``).
+
+        The result type does not draw itself: figures are the viz layer's, which sits above attribution.
+        This method forwards to it, with a DeprecationWarning, and will be removed.
+        """
+        warnings.warn("AttributionMap.plot() is deprecated and will be removed; use "
+                      "xcebra.viz.plot_attribution_map(amap, ...) (also xcebra.plotting.plot_attribution_map)",
+                      DeprecationWarning, stacklevel=2)
+        from ..viz.maps import plot_attribution_map  # deprecated path only: the layers above are not imported here
+        return plot_attribution_map(self, **kwargs)
 
 
 def select_time_points(valid: int, num_samples: int | None, random_state: int | None) -> np.ndarray:

@@ -8,10 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from ..attribution import METHODS
+from ..attribution import METHODS, get_method
 from ._common import add_common_options, add_data_arguments, load_model, parse_block_ranks, read_data, save_array_file
 
 __all__ = ["add_parser", "run", "EPILOG"]
+
+#: the methods that keep a rank per block (``--block-rank``): those with a ``block_ranks`` option
+_RANKED_METHODS = tuple(name for name in METHODS if "block_ranks" in get_method(name).options)
 
 EPILOG = """\
 example:
@@ -49,9 +52,10 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".npz":
         raise ValueError(f"--out must end in .npz; got {args.out!r}")
     options = {}
+    ranked = _RANKED_METHODS
     if args.block_rank:
-        if args.method != "ing-block":
-            raise ValueError(f"--block-rank applies to --method ing-block only; got --method {args.method}")
+        if args.method not in ranked:
+            raise ValueError(f"--block-rank applies to --method {' or '.join(ranked)} only; got --method {args.method}")
         options["block_ranks"] = parse_block_ranks(args.block_rank)
     model = load_model(args.model)
     neural, _ = read_data(args.data, args.neural, lazy=True)
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         "block_names": np.array(amap.block_names),
         "block_bounds": np.array([[s.start, s.stop] for _, s in amap.blocks]),
         "method": np.array(amap.method), "n_timepoints": np.array(amap.n_timepoints)}
-    if amap.method == "ing-block":
+    if amap.method in ranked:
         arrays["block_ranks"] = np.array([0 if r is None else r for r in amap.options["block_ranks"]])
     save_array_file(out, arrays)
     print(f"wrote {out}: {amap.method} map of shape {amap.values.shape} over {amap.n_timepoints} time points")
