@@ -218,7 +218,7 @@ def _constructed(n_seeds=3, n_neurons=6, n_shadows=30, fdr=0.2):
     real = rng.gamma(2.0, 1.0, size=(n_seeds, 2, n_neurons))
     real[:, 0, :2] *= 6.0  # two strong drivers of block 0
     null = rng.gamma(2.0, 1.0, size=(n_seeds, 2, n_shadows))
-    summary = sig._summarise(real, null, BLOCKS, fdr=fdr, confidence=0.95)
+    summary = sig.analysis._summarise(real, null, BLOCKS, fdr=fdr, confidence=0.95)
     result = sig.SignificanceResult(**summary, fdr=fdr, confidence=0.95, method="ing-block",
                                     sources=np.arange(n_shadows) % n_neurons,
                                     shifts=np.zeros((n_seeds, n_shadows), dtype=int), random_states=(0, 1, 2))
