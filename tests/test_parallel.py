@@ -290,9 +290,9 @@ def test_sweep_ranks_by_a_loss_with_lower_better(client):
 
 def test_sweep_table_is_a_list_of_dicts_without_pandas(monkeypatch):
     rows = [{"regularizer_weight": 0.0, "score": 0.5, "rank": 1}]
-    assert type(parallel._table(rows)).__name__ == "DataFrame"
+    assert type(parallel.sweeps._table(rows)).__name__ == "DataFrame"
     monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now fails
-    assert parallel._table(rows) == rows
+    assert parallel.sweeps._table(rows) == rows
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -361,7 +361,7 @@ def test_chunked_map_reads_files_on_the_workers(client, fitted, tmp_path):
     with h5py.File(tmp_path / "neural.h5", "r") as handle:
         _assert_same_map(parallel.attribution_map(model, handle["group/spikes"], client=client, chunk_size=400,
                                                   batch_size=128), single)
-    assert parallel._on_disk(memmap) is not None  # the memory map travelled as a description, not as rows
+    assert parallel.chunked._on_disk(memmap) is not None  # the memory map travelled as a description, not as rows
 
 
 def test_chunked_map_checks_its_arguments(fitted):

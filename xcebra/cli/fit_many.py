@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             client = stack.enter_context(Client(cluster))
         elif args.workers:
             client = stack.enter_context(parallel.local_client(n_workers=args.workers))
-        outcomes = parallel._fit_many(estimator, jobs, client, out_dir, settings["retries"], not args.quiet)
+        outcomes = parallel.fit_outcomes(estimator, jobs, client, out_dir, settings["retries"], not args.quiet)
     for i, (job, outcome) in enumerate(zip(jobs, outcomes)):
         what = "read (already fitted)" if outcome.skipped else f"fitted in {outcome.seconds:.1f} s"
         print(f"fit {i}: {job['neural'][0]} -> {outcome.path} ({what})")

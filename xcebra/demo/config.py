@@ -12,7 +12,7 @@ import torch
 
 from .._files import jsonable
 from ..datasets.ratinabox import RatInABoxData, ratinabox
-from ..estimator import XCEBRA
+from ..estimators import XCEBRA
 from ..objectives import Objective
 
 __all__ = ["DemoConfig", "PRESETS", "PRECISIONS", "BEHAVIOR_HYPOTHESIS", "SEED_HYPOTHESIS", "with_steps",

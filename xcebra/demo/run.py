@@ -190,6 +190,30 @@ def _timing_section(timer: PhaseTimer, start: float) -> dict[str, Any]:
     return {"heading": "Timings", "table": rows}
 
 
+def _configuration(quick: bool, config: Any, precision: str | None, steps: int | None) -> tuple[str, DemoConfig]:
+    """The run's mode (for the report) and configuration: the preset or ``config``, then the overrides."""
+    mode, config = _resolve_config(quick, config)
+    if precision is not None:
+        config = dataclasses.replace(config, precision=precision)
+    if steps is not None:
+        config, mode = with_steps(config, steps), f"{mode}, {steps} steps"
+    return mode, config
+
+
+def _significance(model: Any, data: Any, out: Path, n_seeds: int, verbose: bool) -> tuple[dict, dict, dict]:
+    """The significance section: ``n_seeds`` fits of the demo's configuration with shadow neurons (figures,
+    report section, summary entry); the table goes to ``out/significance``."""
+    cell_types = data.cell_types.tolist()
+    with local_client() as client:
+        result = significance(clone(model), data.spikes, n_seeds=n_seeds, client=client,
+                              out_dir=out / "significance" / "fits", verbose=verbose, position=data.position)
+    result.save(out / "significance", cell_types=cell_types)
+    figures, section = significance_report(result, cell_types)
+    summary = {"selected": {block: neurons.tolist() for block, neurons in result.selected().items()},
+               "consistency": result.consistency, "n_seeds": n_seeds, "fdr": result.fdr}
+    return figures, section, summary
+
+
 def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool = True, seed: int = 0,
              precision: str | None = None, steps: int | None = None, significance_seeds: int = 0,
              _config: Any = None) -> dict[str, Any]:
@@ -230,11 +254,7 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
         hypothesis, ``block_auc``, ``entry_auc``, ``per_type`` means, and ``seed_style`` pooled scores),
         ``auc`` (a flat table), ``training``, ``timings`` (seconds per phase) and ``files``.
     """
-    mode, config = _resolve_config(quick, _config)
-    if precision is not None:
-        config = dataclasses.replace(config, precision=precision)
-    if steps is not None:
-        config, mode = with_steps(config, steps), f"{mode}, {steps} steps"
+    mode, config = _configuration(quick, _config, precision, steps)
     used_precision = training_precision(config.precision)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -262,16 +282,10 @@ def run_demo(out_dir: str | os.PathLike, *, quick: bool = False, verbose: bool =
     overview = _overview(config, data, model, used_precision, mode, summary)
     sections = _demo_sections(config, overview, summary, analysis_sections(model, analysis, figures), figures)
     if significance_seeds:
-        with timer("significance"), local_client() as client:
-            result = significance(clone(model), data.spikes, n_seeds=significance_seeds, client=client,
-                                  out_dir=out / "significance" / "fits", verbose=verbose, position=data.position)
-        result.save(out / "significance", cell_types=cell_types)
-        extra, section = significance_report(result, cell_types)
+        with timer("significance"):
+            extra, section, summary["significance"] = _significance(model, data, out, significance_seeds, verbose)
         figures.update(extra)
         sections.append(section)
-        summary["significance"] = {
-            "selected": {block: neurons.tolist() for block, neurons in result.selected().items()},
-            "consistency": result.consistency, "n_seeds": significance_seeds, "fdr": result.fdr}
     with timer("report"):
         written = save_outputs(out, figures, sections + [_timing_section(timer, start)],
                                title="xCEBRA on simulated RatInABox data", verbose=verbose)
