@@ -186,9 +186,15 @@ class _NearestNeighbourDistribution(_Distribution):
         rows = np.arange(len(ref))
         return neighbours[rows, first], allowed[rows, first]
 
-    def positive(self, reference: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        ref = reference.cpu().numpy()
-        targets = self._targets(ref, generator)
+    def targets(self, reference: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        """The label each reference's positive should have: (B, d) float64 for ``reference`` (B,) time points."""
+        return self._targets(reference, generator)
+
+    def search(self, targets: np.ndarray, ref: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        """The time point nearest to each target in label space, at least ``min_separation`` from its reference.
+
+        ``targets`` (B, d) float64, ``ref`` (B,) int time points of this recording; returns (B,) int64.
+        """
         # the draw happens every batch, so that the stream of random numbers does not depend on the data
         phase = int(_uniform(0, self._stride, 1, generator)) if self._thinned is not None else None
         chosen, found = self._nearest_allowed(targets, ref, min(self._k, _FIRST_NEIGHBOURS))
@@ -202,7 +208,18 @@ class _NearestNeighbourDistribution(_Distribution):
                 if not settled.all():  # only when the thinned copy is shorter than the zone: a tiny recording
                     rows = np.flatnonzero(missing)[~settled]
                     chosen[rows], _ = self._nearest_allowed(targets[rows], ref[rows], self._k)
-        return torch.from_numpy(chosen.astype(np.int64)).to(reference.device)
+        return chosen.astype(np.int64)
+
+    def nearest(self, targets: np.ndarray, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The valid time point whose label is nearest to each target, with no exclusion zone: for references
+        of *another* recording (multi-session sampling). Returns (time points (B,) int64, found (B,) bool, all True)."""
+        _, nearest = self.tree.query(targets, k=1)
+        return np.asarray(nearest, dtype=np.int64).reshape(len(targets)) + self.domain.start, np.ones(len(targets), bool)
+
+    def positive(self, reference: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        ref = reference.cpu().numpy()
+        chosen = self.search(self.targets(ref, generator), ref, generator)
+        return torch.from_numpy(chosen).to(reference.device)
 
 
 class TimeDelta(_NearestNeighbourDistribution):
@@ -272,14 +289,36 @@ class Discrete(_Distribution):
         self._start = torch.from_numpy(starts[class_of])          # per valid time point: its class's first slot
         self._count = torch.from_numpy(counts[class_of])          # ... its class size
         self._rank = torch.from_numpy(rank)                       # ... its own slot within the class
+        self._valid = valid
+        self._classes, self._class_start, self._class_count = classes, starts, counts
 
-    def positive(self, reference: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        local = reference.cpu() - self.domain.start
+    def targets(self, reference: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        """The class each reference's positive must have: (B,) int64."""
+        return self._valid[np.asarray(reference) - self.domain.start]
+
+    def search(self, targets: np.ndarray, ref: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        """A uniform draw among the other valid time points of the reference's class: (B,) int64."""
+        local = torch.from_numpy(np.asarray(ref, dtype=np.int64)) - self.domain.start
         count = self._count[local]
         # uniform over the class minus the reference itself: draw among count - 1 slots, skip our own
         draw = (torch.rand(len(local), generator=generator, dtype=torch.float64) * (count - 1)).long()
         draw = draw + (draw >= self._rank[local]).long()
-        return self._members[self._start[local] + draw].to(reference.device)
+        return self._members[self._start[local] + draw].numpy()
+
+    def nearest(self, targets: np.ndarray, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """A uniform draw among this recording's valid time points of each target class (for references of
+        another recording). Returns (time points (B,) int64, found (B,) bool: False where the class is absent)."""
+        targets = np.asarray(targets, dtype=np.int64)
+        slot = np.clip(np.searchsorted(self._classes, targets), 0, len(self._classes) - 1)
+        found = self._classes[slot] == targets
+        count = np.where(found, self._class_count[slot], 1)
+        draw = (torch.rand(len(targets), generator=generator, dtype=torch.float64).numpy() * count).astype(np.int64)
+        chosen = self._members.numpy()[self._class_start[slot] + np.minimum(draw, count - 1)]
+        return chosen.astype(np.int64), found
+
+    def positive(self, reference: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        ref = reference.cpu().numpy()
+        return torch.from_numpy(self.search(self.targets(ref, generator), ref, generator)).to(reference.device)
 
 
 DISTRIBUTIONS = {

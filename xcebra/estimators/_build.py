@@ -26,7 +26,7 @@ from ..training.distributed import ProcessGroup, current_group
 from ..training.loop import TrainingPlan
 from ._params import params_to_json, regularizer_ramp, resolved_bound
 
-__all__ = ["build_networks", "make_sampler", "check_labels", "labels_with_y", "data_summary", "fit_fingerprint",
+__all__ = ["build_networks", "build_heads", "make_sampler", "check_labels", "labels_with_y", "data_summary", "fit_fingerprint",
            "training_plan", "heldout_losses", "placement"]
 
 
@@ -37,6 +37,11 @@ def build_networks(estimator: Any, layout: Layout, n_neurons: int, seed: int) ->
         encoder = make_encoder(estimator.model, n_neurons, estimator.hidden_units, estimator.output_dim,
                                *resolved_bound(estimator))
     embedder = Embedder(encoder, layout.blocks, layout.normalized)
+    return embedder, build_heads(estimator)
+
+
+def build_heads(estimator: Any) -> list[LossHead]:
+    """One loss head per objective of ``estimator``: its slice, similarity, temperature and weight."""
     heads = []
     for objective in estimator.objectives:
         temperature = objective.temperature if objective.temperature is not None else estimator.temperature
@@ -45,7 +50,7 @@ def build_networks(estimator: Any, layout: Layout, n_neurons: int, seed: int) ->
             temperature=Temperature(temperature, learnable=estimator.learn_temperature,
                                     minimum=estimator.min_temperature),
             weight=objective.weight))
-    return embedder, heads
+    return heads
 
 
 def _check_length(estimator: Any, data: TimeSeries, window: int) -> None:
@@ -160,9 +165,11 @@ def training_plan(estimator: Any, checkpoint_every: int) -> TrainingPlan:
 
 
 def heldout_losses(estimator: Any, neural: Any, n_batches: int, batch_size: int | None, random_state: int,
-                   labels: dict) -> tuple[dict[str, float], int]:
+                   labels: dict, embedder: Embedder | None = None) -> tuple[dict[str, float], int]:
     """A fitted estimator's InfoNCE loss per objective on ``neural`` (T, N) and ``labels``, with pairs drawn as in
-    training (seeded by ``random_state``); also the number of negatives per reference they were computed with."""
+    training (seeded by ``random_state``); also the number of negatives per reference they were computed with.
+    ``embedder``: the network to score (default ``estimator.encoder_``; a session's for a multi-session model)."""
+    embedder = estimator.encoder_ if embedder is None else embedder
     if not is_int(n_batches, 1):
         raise ValueError(f"n_batches must be an int >= 1; got {n_batches!r}")
     if batch_size is not None and not is_int(batch_size, 1):
@@ -170,10 +177,10 @@ def heldout_losses(estimator: Any, neural: Any, n_batches: int, batch_size: int 
     data = TimeSeries.from_arrays(neural, **labels)
     check_labels(estimator.objectives, data, labels)
     generator = torch.Generator().manual_seed(random_state)
-    sampler = make_sampler(estimator, data, estimator.encoder_, generator)
+    sampler = make_sampler(estimator, data, embedder, generator)
     sampler.batch_size = min(batch_size or estimator.batch_size, sampler.reference_domain.size)
-    device = next(estimator.encoder_.parameters()).device
-    losses = evaluate_losses(estimator.encoder_, estimator._heads, sampler, data.tensor(device), n_batches)
+    device = next(embedder.parameters()).device
+    losses = evaluate_losses(embedder, estimator._heads, sampler, data.tensor(device), n_batches)
     return {head.name: float(value) for head, value in zip(estimator._heads, losses)}, sampler.batch_size
 
 

@@ -21,6 +21,7 @@ from .._validation import is_int
 from ..data import TimeSeries
 from ..exceptions import DivergenceError
 from ..models import Embedder
+from ..session_models import SessionEmbedders, make_session_embedders
 from ..objectives import Layout, Objective
 from ..sampling import BatchSampler
 from ..training.checkpoint import prepare_checkpoint_dir
@@ -34,6 +35,7 @@ from ._build import (build_networks, check_labels, fit_fingerprint, heldout_loss
 from ._params import check_constraints, identified_ranks, resolved_bound, validate_params
 from .base import EmbeddingEstimator
 from .model_file import load_model, save_model
+from .sessions import adapt_new_session, fit_session_list, is_session_list
 
 __all__ = ["XCEBRA"]
 
@@ -203,6 +205,11 @@ class XCEBRA(EmbeddingEstimator):
     def _new_encoder(self) -> Embedder:
         return build_networks(self, self.layout_, self.n_features_in_, 0)[0]
 
+    def _new_sessions(self) -> SessionEmbedders:
+        layout = self.layout_
+        return make_session_embedders(self.model, self.n_features_in_, self.hidden_units, self.output_dim,
+                                      layout.blocks, layout.normalized, *resolved_bound(self))
+
     # ------------------------------------------------------------------ fit
     def fit(self, neural: NeuralArray, y: Any = None, *, checkpoint_dir: str | os.PathLike | None = None,
             checkpoint_every: int = 100, **labels: Any) -> "XCEBRA":
@@ -210,8 +217,14 @@ class XCEBRA(EmbeddingEstimator):
 
         Parameters
         ----------
-        neural : array of shape (T, N)
-            Neural activity (spike counts, calcium traces, ...), one row per time point.
+        neural : array of shape (T, N), or a list of S such arrays (T_s, N_s)
+            Neural activity (spike counts, calcium traces, ...), one row per time point. A list fits one
+            model on S sessions (recordings, animals) with their own neurons: each session has its own
+            input layer, every later layer is shared, and label-driven objectives draw positives across
+            sessions matched on the label, so their blocks are one space for all sessions; the time
+            objective pairs time points within a session. Each label is then a list of S arrays, in the
+            same units in every session; ``batch_size`` counts references per session and step. See
+            :mod:`xcebra.session_sampling` and :meth:`adapt`.
         y : array of shape (T,) or (T, d), optional
             The label, when the objectives name exactly one (``fit(neural, position)`` is then
             ``fit(neural, position=position)``); this is how a scikit-learn ``Pipeline`` passes it.
@@ -241,10 +254,17 @@ class XCEBRA(EmbeddingEstimator):
             A loss, gradient or weight became non-finite at some step; ``encoder_`` then holds the weights
             from before that step and ``log_`` the log of the completed steps.
         """
-        layout = self._validate_params()
-        labels = labels_with_y(self.objectives, y, labels)
         if not is_int(checkpoint_every, 1):
             raise ValueError(f"checkpoint_every must be an int >= 1; got {checkpoint_every!r}")
+        for stale in ("encoder_", "sessions_", "anchors_", "n_sessions_", "adapt_logs_"):
+            self.__dict__.pop(stale, None)  # a refit replaces the whole fitted state
+        if is_session_list(neural):
+            if checkpoint_dir is not None:
+                checkpoint_dir = prepare_checkpoint_dir(checkpoint_dir)
+            fit_session_list(self, neural, y, labels, checkpoint_dir, checkpoint_every)
+            return self
+        layout = self._validate_params()
+        labels = labels_with_y(self.objectives, y, labels)
         data = TimeSeries.from_arrays(neural, **labels)
         check_labels(self.objectives, data, labels)
         unused = set(data.labels) - {o.label for o in self.objectives}
@@ -294,8 +314,19 @@ class XCEBRA(EmbeddingEstimator):
                                 if hasattr(distribution, "min_separation")}
         self.label_dims_ = {name: 1 if label.ndim == 1 else int(label.shape[1]) for name, label in data.labels.items()}
 
-    def _set_trained_state(self, embedder: Embedder, heads: list[LossHead], log: dict[str, np.ndarray]) -> None:
-        self.encoder_ = embedder
+    def _set_session_state(self, seed: int, datas: Sequence[TimeSeries], layout: Layout, samplers: Sequence[BatchSampler],
+                           embedders: SessionEmbedders) -> None:
+        """``_set_data_state`` for S sessions: ``n_features_in_`` and each ``min_separation_`` become per-session tuples."""
+        self._set_data_state(seed, datas[0], layout, samplers[0])
+        self.n_features_in_ = tuple(d.n_neurons for d in datas)
+        self.n_sessions_ = len(datas)
+        self.min_separation_ = {name: tuple(
+            int(dist.min_separation) for s in samplers for o, dist in zip(self.objectives, s.distributions)
+            if o.name == name) for name in self.min_separation_}
+
+    def _set_trained_state(self, embedder: Embedder | SessionEmbedders, heads: list[LossHead],
+                           log: dict[str, np.ndarray]) -> None:
+        setattr(self, "sessions_" if isinstance(embedder, SessionEmbedders) else "encoder_", embedder)
         self.log_ = log
         self.temperatures_ = {h.name: float(h.temperature().detach()) for h in heads}
         self._heads = heads
@@ -308,8 +339,8 @@ class XCEBRA(EmbeddingEstimator):
             warnings.warn(message, category, stacklevel=3)
 
     # ------------------------------------------------------------------ scores
-    def score(self, neural: Any, y: Any = None, *, n_batches: int = 10, random_state: int = 0,
-              **labels: Any) -> float:
+    def score(self, neural: Any, y: Any = None, *, session: int | None = None, n_batches: int = 10,
+              random_state: int = 0, **labels: Any) -> float:
         """Goodness of fit on (held-out) data, in bits above chance: higher is better.
 
         Each objective's InfoNCE loss ``L`` (:meth:`objective_losses`, positive pairs drawn as in training,
@@ -324,7 +355,7 @@ class XCEBRA(EmbeddingEstimator):
         neural : array of shape (T, N)
         y : array of shape (T,) or (T, d), optional
             The label, when the objectives name exactly one (as in :meth:`fit`).
-        n_batches, random_state : see :meth:`objective_losses`.
+        session, n_batches, random_state : see :meth:`objective_losses`.
         **labels : arrays of shape (T,) or (T, d)
 
         Returns
@@ -333,19 +364,21 @@ class XCEBRA(EmbeddingEstimator):
         """
         self._check_is_fitted()
         labels = labels_with_y(self.objectives, y, labels)
-        losses, negatives = self._objective_losses(neural, n_batches, None, random_state, labels)
+        losses, negatives = self._objective_losses(neural, n_batches, None, random_state, labels, session)
         weights = {o.name: o.weight for o in self.objectives}
         bits = {name: (np.log(negatives) - loss) / np.log(2) for name, loss in losses.items()}
         return float(sum(weights[n] * b for n, b in bits.items()) / sum(weights[n] for n in bits))
 
-    def objective_losses(self, neural: Any, *, n_batches: int = 10, batch_size: int | None = None,
-                         random_state: int = 0, **labels: Any) -> dict[str, float]:
+    def objective_losses(self, neural: Any, *, session: int | None = None, n_batches: int = 10,
+                         batch_size: int | None = None, random_state: int = 0, **labels: Any) -> dict[str, float]:
         """Each objective's InfoNCE loss on (held-out) data, with positive pairs drawn as in training.
 
         Parameters
         ----------
         neural : array of shape (T, N)
             New data (e.g. a later segment of the recording); read whole.
+        session : int, optional
+            Multi-session models: the session ``neural`` comes from; its pairs are drawn within it.
         n_batches : int, default 10
             Batches averaged; each draws references, negatives and positives as ``fit`` does.
         batch_size : int, optional
@@ -363,12 +396,42 @@ class XCEBRA(EmbeddingEstimator):
             batch size and temperature).
         """
         self._check_is_fitted()
-        return self._objective_losses(neural, n_batches, batch_size, random_state, labels)[0]
+        return self._objective_losses(neural, n_batches, batch_size, random_state, labels, session)[0]
 
     def _objective_losses(self, neural: Any, n_batches: int, batch_size: int | None, random_state: int,
-                          labels: dict) -> tuple[dict[str, float], int]:
+                          labels: dict, session: int | None = None) -> tuple[dict[str, float], int]:
         """({objective: mean loss}, the number of negatives per reference they were computed with)."""
-        return heldout_losses(self, self._check_neural(neural), n_batches, batch_size, random_state, labels)
+        embedder, session = self._session_embedder(session)
+        return heldout_losses(self, self._check_neural(neural, session=session), n_batches, batch_size, random_state,
+                              labels, embedder)
+
+    def adapt(self, neural: NeuralArray, y: Any = None, *, max_steps: int | None = None,
+              random_state: int | None = None, **labels: Any) -> int:
+        """Add a new session (an unseen recording, any neuron count) to a fitted multi-session model.
+
+        Trains only a new input layer for ``neural``; the shared layers, and every fitted session, stay bit
+        for bit as they were. The new session's label-driven positives are drawn, with probability
+        ``S / (S + 1)``, among ``anchors_`` (up to 2,000 labelled embeddings per fitted session, kept with the
+        model), so its blocks land in the model's space; its time positives are its own.
+
+        Parameters
+        ----------
+        neural : array of shape (T, N)
+        y : array of shape (T,) or (T, d), optional
+            The label, when the objectives name exactly one.
+        max_steps : int, optional
+            Training steps; default the estimator's ``max_steps`` (the regularizer's ramp is scaled to it).
+        random_state : int, optional
+            Seeds the new layer and the batches.
+        **labels : arrays of shape (T,) or (T, d), in the fitted sessions' units.
+
+        Returns
+        -------
+        int, the new session's index (``n_sessions_ - 1``): pass it as ``session=`` to ``transform`` and
+        ``attribution_map``. Its training log is ``adapt_logs_[index]``.
+        """
+        self._check_is_fitted()
+        return adapt_new_session(self, neural, y, labels, max_steps, random_state)
 
     def identified_ranks(self, blocks: Sequence[str] | None = None) -> dict[str, int | None]:
         """The rank ``"ing-block"`` keeps per block by default: {block name: int or None (full rank)}.

@@ -44,7 +44,7 @@ def _losses(heads: Sequence[LossHead], z_ref, z_neg, z_pos) -> list[torch.Tensor
             for h, zp in zip(heads, z_pos)]
 
 
-def _euclidean_dims(heads: Sequence[LossHead], embedder: Embedder, device) -> slice | torch.Tensor | None:
+def euclidean_dims(heads: Sequence[LossHead], embedder: Embedder, device) -> slice | torch.Tensor | None:
     """The embedding dimensions seen by a euclidean objective (None if none): a slice where contiguous."""
     width = output_dim(embedder)
     dims = sorted({d for h in heads if h.similarity == "euclidean" for d in range(*h.dims.indices(width))})
@@ -78,7 +78,7 @@ class ContrastiveTask:
         self.criterion = torch.nn.ModuleList([h.temperature for h in heads])
         self.generator, self.group = generator, group
         # the euclidean losses are unbounded below as the embedding grows: log its spread (the estimator warns)
-        self.euclidean_dims = _euclidean_dims(heads, embedder, neural.device)
+        self.euclidean_dims = euclidean_dims(heads, embedder, neural.device)
         self.sequence = neural.T.contiguous()[None] if embedder.window > 1 else None
         self.windows = sliding_windows(neural, embedder.window)
         self.reg_size = sampler.batch_size if plan.regularizer_batch_size is None else min(
