@@ -20,7 +20,8 @@ from .._files import read_tensors, write_tensors
 from .._validation import is_int, resolve_device
 from ..models import make_encoder
 from ..objectives import Objective
-from ._build import build_networks
+from ..session_models import make_session_embedders
+from ._build import build_heads, build_networks
 from ._params import check_constraints, params_to_json, resolved_bound, validate_params
 
 __all__ = ["MODEL_FORMAT", "MODEL_FORMAT_VERSION", "MAX_OBJECTIVES_IN_FILE", "save_model", "load_model"]
@@ -36,8 +37,15 @@ _MALFORMED = (KeyError, TypeError, ValueError, RuntimeError, IndexError, Attribu
 
 
 def save_model(estimator: Any, path: str | os.PathLike) -> None:
-    """Write a fitted XCEBRA to ``path``: its weights, temperatures and log as tensors, the rest in the header."""
-    tensors = {f"model.{k}": v for k, v in estimator.encoder_.state_dict().items()}
+    """Write a fitted XCEBRA to ``path``: its weights, temperatures and log as tensors, the rest in the header.
+
+    A multi-session model stores each weight once (``model.inputs.<s>.*`` per session, ``model.trunk.*``
+    shared), its anchors (``anchors.embedding``, ``anchors.session``, ``anchors.label.<name>``) and, in the
+    header, ``n_sessions`` and one neuron count per session in ``n_features_in``.
+    """
+    sessions = getattr(estimator, "sessions_", None)
+    network = estimator.encoder_ if sessions is None else sessions
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     for head in estimator._heads:
         tensors[f"temperature.{head.name}"] = head.temperature.log_value.detach().reshape(1)
     tensors.update({f"log.{k}": torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in estimator.log_.items()})
@@ -49,6 +57,16 @@ def save_model(estimator: Any, path: str | os.PathLike) -> None:
         "min_separation": dict(estimator.min_separation_),
         "label_dims": {name: estimator.label_dims_[name] for name in sorted(estimator.label_dims_)},
     }
+    if sessions is not None:
+        header["n_features_in"] = list(estimator.n_features_in_)
+        header["n_sessions"] = len(sessions)
+        header["min_separation"] = {k: list(v) for k, v in estimator.min_separation_.items()}
+        anchors = estimator.anchors_
+        header["anchor_labels"] = sorted(anchors["labels"])
+        tensors["anchors.embedding"] = torch.from_numpy(np.ascontiguousarray(anchors["embedding"], dtype=np.float32))
+        tensors["anchors.session"] = torch.from_numpy(np.ascontiguousarray(anchors["session"], dtype=np.int64))
+        for name, label in anchors["labels"].items():
+            tensors[f"anchors.label.{name}"] = torch.from_numpy(np.ascontiguousarray(label))
     write_tensors(path, tensors, header)
 
 
@@ -89,9 +107,21 @@ def _estimator_from_params(cls: type, params: Any, device: Any) -> Any:
     return model
 
 
+def _n_sessions(header: dict) -> int | None:
+    """``n_sessions`` of a multi-session file (an int >= 1), None for a file of one recording."""
+    n = header.get("n_sessions")
+    if n is not None and not is_int(n, 1):
+        raise ValueError(f"n_sessions must be an int >= 1; got {n!r:.100}")
+    return n
+
+
 def _check_header(header: dict) -> None:
     n_features, random_state = header["n_features_in"], header["random_state"]
-    if not is_int(n_features, 1):
+    n_sessions = _n_sessions(header)
+    if n_sessions is not None:
+        if not isinstance(n_features, list) or len(n_features) != n_sessions or not all(is_int(v, 1) for v in n_features):
+            raise ValueError(f"n_features_in must list {n_sessions} ints >= 1, one per session; got {n_features!r:.100}")
+    elif not is_int(n_features, 1):
         raise ValueError(f"n_features_in must be an int >= 1; got {n_features!r:.100}")
     if random_state is not None and not is_int(random_state, 0):
         raise ValueError(f"random_state must be None or an int >= 0; got {random_state!r:.100}")
@@ -105,6 +135,8 @@ def _check_weights(model: Any, tensors: dict, header: dict) -> dict[str, torch.T
     n_features = header["n_features_in"]
     # the tensors must be exactly those this model stores: nothing missing, nothing extra
     names = {f"temperature.{o.name}" for o in model.objectives} | {f"log.{k}" for k in header["log_keys"]}
+    if _n_sessions(header) is not None:
+        names |= {"anchors.embedding", "anchors.session"} | {f"anchors.label.{k}" for k in header["anchor_labels"]}
     weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     unexpected = sorted(k for k in tensors if not k.startswith("model.") and k not in names)
     missing = sorted(k for k in names if k not in tensors)
@@ -114,11 +146,17 @@ def _check_weights(model: Any, tensors: dict, header: dict) -> dict[str, torch.T
     # weights before anything real is allocated; a header claiming a huge model fails here
     try:
         with torch.device("meta"):
-            skeleton = make_encoder(model.model, n_features, model.hidden_units, model.output_dim,
-                                    *resolved_bound(model))
+            if _n_sessions(header) is None:
+                skeleton = make_encoder(model.model, n_features, model.hidden_units, model.output_dim,
+                                        *resolved_bound(model))
+                expected = {f"encoder.{k}": v for k, v in skeleton.state_dict().items()}
+            else:
+                layout = validate_params(model)
+                skeleton = make_session_embedders(model.model, n_features, model.hidden_units, model.output_dim,
+                                                  layout.blocks, layout.normalized, *resolved_bound(model))
+                expected = dict(skeleton.state_dict())
     except (RuntimeError, ValueError, OverflowError, MemoryError) as error:
         raise ValueError(f"its declared sizes cannot describe a model ({error})") from None
-    expected = {f"encoder.{k}": v for k, v in skeleton.state_dict().items()}
     if set(expected) != set(weights):
         raise ValueError(f"its weights do not match model {model.model!r} (expected {len(expected)} tensors "
                          f"named like {sorted(expected)[:2]}, found {len(weights)})")
@@ -152,18 +190,45 @@ def _from_file(cls: type, tensors: dict, header: dict, device: Any) -> Any:
     _check_header(header)
     weights = _check_weights(model, tensors, header)
     layout = validate_params(model)  # now cheap: output_dim matches a stored weight
-    embedder, heads = build_networks(model, layout, header["n_features_in"], 0)
+    embedder, heads = build_networks(model, layout, header["n_features_in"], 0) if _n_sessions(header) is None else (
+        make_session_embedders(model.model, header["n_features_in"], model.hidden_units, model.output_dim,
+                               layout.blocks, layout.normalized, *resolved_bound(model)), build_heads(model))
     embedder.load_state_dict(weights, strict=True)
     for head in heads:
         value = tensors[f"temperature.{head.name}"]
         if value.shape != (1,) or not value.dtype.is_floating_point or not bool(torch.isfinite(value).all()):
             raise ValueError(f"temperature of objective {head.name!r} must be one finite float; got {value!r:.100}")
         head.temperature.log_value.data.copy_(value[0])
-    model.encoder_, model._heads, model.layout_, model.blocks_ = embedder, heads, layout, list(layout.blocks)
+    model._set_trained_state(embedder, heads, {})
+    model.layout_, model.blocks_ = layout, list(layout.blocks)
     model.log_ = _read_log(tensors, header["log_keys"])
     model.temperatures_ = {h.name: float(h.temperature().detach()) for h in heads}
     model.label_dims_ = _label_dims(header)
+    if _n_sessions(header) is not None:
+        model.n_sessions_ = header["n_sessions"]
+        model.anchors_ = _read_anchors(tensors, header, model.output_dim)
     return model
+
+
+def _read_anchors(tensors: dict, header: dict, output_dim: int) -> dict:
+    """A multi-session file's anchors, once their shapes, dtypes and values agree with each other and the header."""
+    embedding, session = tensors["anchors.embedding"], tensors["anchors.session"]
+    count = embedding.shape[0] if embedding.ndim == 2 else -1
+    if embedding.ndim != 2 or embedding.shape[1] != output_dim or embedding.dtype != torch.float32:
+        raise ValueError(f"anchors.embedding must be a (K, {output_dim}) float32 array; got shape "
+                         f"{tuple(embedding.shape)} and dtype {embedding.dtype}")
+    if not bool(torch.isfinite(embedding).all()):
+        raise ValueError("anchors.embedding holds non-finite values")
+    if session.shape != (count,) or session.dtype != torch.int64 or (
+            count and not (0 <= int(session.min()) and int(session.max()) < header["n_sessions"])):
+        raise ValueError(f"anchors.session must be {count} session indices in 0..{header['n_sessions'] - 1}")
+    labels = {}
+    for name in header["anchor_labels"]:
+        label = tensors[f"anchors.label.{name}"]
+        if label.ndim not in (1, 2) or label.shape[0] != count:
+            raise ValueError(f"anchors.label.{name} must have {count} rows; got shape {tuple(label.shape)}")
+        labels[name] = label.numpy()
+    return {"embedding": embedding.numpy(), "session": session.numpy(), "labels": labels}
 
 
 def load_model(cls: type, path: str | os.PathLike, device: Any = "cpu") -> Any:
@@ -180,12 +245,15 @@ def load_model(cls: type, path: str | os.PathLike, device: Any = "cpu") -> Any:
     except _MALFORMED as error:
         detail = f"missing entry {error}" if isinstance(error, KeyError) else str(error)
         raise ValueError(f"{str(path)!r} is not a consistent xcebra model file: {detail}") from error
-    model.encoder_.to(target).eval()
-    model.n_features_in_ = header["n_features_in"]
+    network = getattr(model, "sessions_", None)
+    (model.encoder_ if network is None else network).to(target).eval()
+    model.n_features_in_ = header["n_features_in"] if network is None else tuple(header["n_features_in"])
     model.random_state_ = header["random_state"]
     model.lipschitz_, model.output_clip_ = resolved_bound(model)
     model.label_names_ = tuple(header["label_names"])
     # files written before the separation was recorded lack it
-    model.min_separation_ = {str(k): int(v) for k, v in header.get("min_separation", {}).items()}
+    separation = header.get("min_separation", {})
+    model.min_separation_ = ({str(k): int(v) for k, v in separation.items()} if network is None else
+                             {str(k): tuple(int(x) for x in v) for k, v in separation.items()})
     return model
 

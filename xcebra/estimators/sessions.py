@@ -212,6 +212,9 @@ def adapt_new_session(estimator: Any, neural: Any, y: Any, labels: dict, max_ste
     log = adapt_session(embedder, estimator._heads, adapt_sampler, data.tensor(device), anchor_embedding, plan,
                         coverage=estimator.layout_.coverage, generator=generator, verbose=estimator.verbose)
     sessions.append(embedder)
+    for objective, distribution in zip(estimator.objectives, sampler.distributions):
+        if objective.name in estimator.min_separation_:
+            estimator.min_separation_[objective.name] += (int(distribution.min_separation),)
     estimator.n_features_in_ = tuple(estimator.n_features_in_) + (data.n_neurons,)
     estimator.n_sessions_ = len(sessions)
     estimator.adapt_logs_ = {**getattr(estimator, "adapt_logs_", {}), len(sessions) - 1: log}
