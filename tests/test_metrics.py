@@ -275,3 +275,150 @@ def test_distance_ratios_of_a_mostly_collapsed_embedding():
 def test_distance_ratios_need_a_non_empty_matrix(shape):
     with pytest.raises(ValueError, match=re.escape(f"embedding must be a non-empty (K, D) array; got shape {shape}")):
         metrics.distance_ratios(np.zeros(shape))
+
+
+# --- session_consistency, consistency_summary ------------------------------------------------------
+
+def _sessions(n_timepoints=(1500, 2000, 1800), seed=0):
+    """Positions uniform in the unit box, one (T_s, 2) array per session, and a random generator."""
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(0.0, 1.0, size=(t, 2)) for t in n_timepoints], rng
+
+
+@pytest.mark.parametrize("readout", ["linear", "nonlinear"])
+def test_sessions_that_embed_the_shared_label_alike_are_consistent(readout):
+    labels, rng = _sessions()
+    mixing = rng.normal(size=(2, 3))
+    embed = (lambda p: p @ mixing) if readout == "linear" else (lambda p: np.tanh(2 * p @ mixing))
+    embeddings = [embed(p) + 0.05 * rng.normal(size=(len(p), 3)) for p in labels]
+    copies = [z.copy() for z in embeddings], [y.copy() for y in labels]
+    matrix = metrics.session_consistency(embeddings, labels)
+    assert matrix.shape == (3, 3) and matrix.dtype == np.float64
+    assert matrix[~np.eye(3, dtype=bool)].min() > 0.98
+    np.testing.assert_allclose(np.diag(matrix), 1.0, atol=1e-9)
+    for original, copy in zip(embeddings + labels, copies[0] + copies[1]):
+        np.testing.assert_array_equal(original, copy)  # the caller's arrays are left alone
+
+
+def test_an_embedding_unrelated_to_the_label_is_not_consistent():
+    labels, rng = _sessions(n_timepoints=(2000, 2000))
+    mixing = rng.normal(size=(2, 3))
+    related = labels[0] @ mixing + 0.05 * rng.normal(size=(2000, 3))
+    unrelated = rng.normal(size=(2000, 3))  # independent of the label
+    matrix = metrics.session_consistency([related, unrelated], labels)
+    # in-sample R2 of a 3-D map over ~100 bins: chance level is about 3 / 99, not 0
+    assert matrix[0, 1] < 0.15 and matrix[1, 0] < 0.15
+
+
+def test_consistency_is_up_to_an_invertible_linear_map():
+    labels, rng = _sessions(n_timepoints=(1500, 2000))
+    mixing = rng.normal(size=(2, 3))
+    transform = np.array([[2.0, 0.5, 0.0], [-1.0, 1.0, 0.3], [0.0, 0.2, -3.0]])  # det != 0
+    first = np.tanh(labels[0] @ mixing) + 0.02 * rng.normal(size=(1500, 3))
+    second = (np.tanh(labels[1] @ mixing) + 0.02 * rng.normal(size=(2000, 3))) @ transform + [5.0, -2.0, 1.0]
+    matrix = metrics.session_consistency([first, second], labels)
+    assert matrix[0, 1] > 0.98 and matrix[1, 0] > 0.98
+
+
+def test_session_consistency_matches_a_hand_computation():
+    # pooled label range [0, 2] (session 1 holds the maximum), 4 bins: [0, .5), [.5, 1), [1, 1.5), [1.5, 2]
+    labels = [np.array([0.0, 0.2, 0.6, 0.7, 1.1, 1.6, 1.9]),  # bins 0 0 1 1 2 3 3
+              np.array([0.3, 0.9, 1.2, 1.3, 2.0]),            # bins 0 1 2 2 3
+              np.array([0.4, 1.4, 1.7, 0.1])]                 # bins 0 2 3 0 (bin 1 empty)
+    embeddings = [np.array([1.0, 3.0, 2.0, 6.0, 5.0, 7.0, 9.0])[:, None],
+                  np.array([0.5, 1.0, 4.0, 2.0, 3.0])[:, None],
+                  np.array([2.0, 4.0, 8.0, 0.0])[:, None]]
+    means = {0: {0: 2.0, 1: 4.0, 2: 5.0, 3: 8.0}, 1: {0: 0.5, 1: 1.0, 2: 3.0, 3: 3.0}, 2: {0: 1.0, 2: 4.0, 3: 8.0}}
+    expected = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            shared = sorted(set(means[i]) & set(means[j]))
+            x, y = [means[i][b] for b in shared], [means[j][b] for b in shared]
+            # a 1-D least-squares line with intercept explains r**2 of the variance
+            expected[i, j] = np.corrcoef(x, y)[0, 1] ** 2
+    matrix = metrics.session_consistency(embeddings, labels, n_bins=4)
+    np.testing.assert_allclose(matrix, expected, rtol=1e-12)
+    # and the fit itself, by lstsq, for one pair: session 0 -> session 1 over bins 0..3
+    design = np.column_stack([[2.0, 4.0, 5.0, 8.0], np.ones(4)])
+    target = np.array([0.5, 1.0, 3.0, 3.0])
+    fitted = design @ np.linalg.lstsq(design, target, rcond=None)[0]
+    r2 = 1 - np.sum((target - fitted) ** 2) / np.sum((target - target.mean()) ** 2)
+    assert matrix[0, 1] == pytest.approx(r2, rel=1e-12)
+
+
+def test_too_few_shared_bins_give_nan_and_a_warning_naming_the_pair():
+    rng = np.random.default_rng(5)
+    left = rng.uniform([0.0, 0.0], [0.45, 1.0], size=(500, 2))
+    right = rng.uniform([0.55, 0.0], [1.0, 1.0], size=(500, 2))
+    both = rng.uniform(0.0, 1.0, size=(500, 2))
+    embeddings = [p @ np.eye(2) for p in (left, right, both)]
+    with pytest.warns(UserWarning, match=re.escape(
+            "sessions 0 and 1 share 0 label bins with at least 1 time point(s); a linear map with intercept from a "
+            "2-D embedding needs at least 4, so entries [0, 1] and [1, 0] are NaN")):
+        matrix = metrics.session_consistency(embeddings, [left, right, both])
+    assert np.isnan(matrix[0, 1]) and np.isnan(matrix[1, 0])
+    assert np.isfinite(np.delete(matrix.ravel(), [1, 3])).all()
+    assert metrics.consistency_summary(matrix) == pytest.approx(np.mean(matrix[[0, 1, 2, 2], [2, 2, 0, 1]]))
+
+
+def test_min_count_leaves_sparse_bins_out():
+    # bins of width 0.4 from 0.1: session 0 has 2 time points in each, session 1 has 1, 2, 2, 1
+    labels = [np.array([0.1, 0.2, 0.6, 0.7, 1.1, 1.2, 1.6, 1.7]), np.array([0.1, 0.6, 0.7, 1.1, 1.2, 1.7])]
+    embeddings = [np.arange(8.0)[:, None], np.arange(6.0)[:, None] ** 2]
+    with pytest.warns(UserWarning) as caught:
+        matrix = metrics.session_consistency(embeddings, labels, n_bins=4, min_count=2)
+    assert sorted(str(w.message).split(";")[0] for w in caught) == [
+        "session 1 has 2 label bins with at least 2 time point(s)",
+        "sessions 0 and 1 share 2 label bins with at least 2 time point(s)"]
+    assert np.isnan(matrix[0, 1]) and np.isnan(matrix[1, 0]) and np.isnan(matrix[1, 1])
+    assert matrix[0, 0] == pytest.approx(1.0)
+    assert np.isfinite(metrics.session_consistency(embeddings, labels, n_bins=4, min_count=1)).all()
+
+
+def test_a_collapsed_session_predicts_nothing_and_cannot_be_predicted():
+    labels, rng = _sessions(n_timepoints=(800, 800))
+    varied = labels[0] @ rng.normal(size=(2, 2))
+    collapsed = np.ones((800, 2))
+    with pytest.warns(UserWarning) as caught:
+        matrix = metrics.session_consistency([varied, collapsed], labels)
+    assert sorted(str(w.message) for w in caught) == [
+        f"the cell means of session 1 do not vary (a collapsed embedding?), so no share of their variance can be "
+        f"explained; entry [{i}, 1] is NaN" for i in (0, 1)]
+    assert np.isnan(matrix[0, 1]) and np.isnan(matrix[1, 1]) and matrix[1, 0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_consistency_summary_averages_the_off_diagonal():
+    matrix = np.array([[1.0, 0.8, np.nan], [0.6, 1.0, 0.7], [0.9, 0.5, 1.0]])
+    assert metrics.consistency_summary(matrix) == pytest.approx((0.8 + 0.6 + 0.7 + 0.9 + 0.5) / 5)
+    assert np.isnan(metrics.consistency_summary([[1.0, np.nan], [np.nan, 1.0]]))
+    with pytest.raises(ValueError, match=re.escape("matrix must be a square (S, S) array with S >= 2 sessions; "
+                                                   "got shape (2, 3)")):
+        metrics.consistency_summary(np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("embeddings, labels, kwargs, error, match", [
+    ([np.zeros((5, 2))], [np.zeros(5)], {}, ValueError, "embeddings must hold at least 2 sessions to compare; got 1"),
+    ([np.zeros((5, 2))] * 3, [np.zeros(5)] * 2, {}, ValueError,
+     "labels has 2 sessions but embeddings has 3; give one label array per session"),
+    ([np.zeros((5, 2)), np.zeros((6, 2))], [np.zeros(5), np.zeros(5)], {}, ValueError,
+     r"labels\[1\] has 5 rows but embeddings\[1\] has 6; they must match in time"),
+    ([np.zeros((5, 2)), np.zeros((5, 3))], [np.zeros(5)] * 2, {}, ValueError,
+     r"embeddings\[1\] has 3 dimensions but embeddings\[0\] has 2; every session's embedding must have the same"),
+    ([np.zeros((5, 2))] * 2, [np.zeros(5), np.zeros((5, 2))], {}, ValueError,
+     r"labels\[1\] has 2 columns but labels\[0\] has 1; every session's label must have the same width"),
+    ([np.zeros((5, 2)), np.zeros(5)], [np.zeros(5)] * 2, {}, ValueError,
+     r"embeddings\[1\] must be a 2-D array of shape \(T_s, D\); got shape \(5,\)"),
+    ([np.zeros((5, 2)), np.zeros((0, 2))], [np.zeros(5), np.zeros(0)], {}, ValueError,
+     r"embeddings\[1\] must have at least one time point and one dimension; got shape \(0, 2\)"),
+    ([np.zeros((5, 2)), np.where(np.eye(5, 2) > 0, np.nan, 0.0)], [np.zeros(5)] * 2, {}, ValueError,
+     r"embeddings\[1\] contains 2 non-finite value\(s\); the first \(NaN\) is at row 0, column 0"),
+    ([np.zeros((5, 2))] * 2, [np.zeros(5), np.array([0, 1, np.inf, 2, 3])], {}, ValueError,
+     r"labels\[1\] contains 1 non-finite value\(s\); the first \(infinite\) is at row 2"),
+    ([np.zeros((5, 2))] * 2, [np.zeros(5)] * 2, {"n_bins": 0}, ValueError, "n_bins must be >= 1; got 0"),
+    ([np.zeros((5, 2))] * 2, [np.zeros(5)] * 2, {"min_count": 1.5}, TypeError, "min_count must be an integer"),
+    (np.zeros((5, 2)), [np.zeros(5)] * 5, {}, ValueError, r"embeddings\[0\] must be a 2-D array"),
+    ({"a": np.zeros((5, 2))}, [np.zeros(5)], {}, TypeError, "embeddings must be a sequence with one array per session"),
+])
+def test_session_consistency_errors(embeddings, labels, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        metrics.session_consistency(embeddings, labels, **kwargs)

@@ -1,4 +1,4 @@
-"""Tests for xcebra.plotting: figure structure, labels, colour bars, cell-type grouping and input checks."""
+"""Tests for xcebra.plotting and xcebra.viz: figure structure, labels, colour bars, cell-type grouping, input checks."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from matplotlib.container import BarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from xcebra import plotting  # noqa: E402
+from xcebra.viz import plot_consistency_matrix  # noqa: E402
 from xcebra.viz._axes import _cell_type_groups  # noqa: E402
 
 BLOCKS = [("behavior", slice(0, 2)), ("time", slice(2, 5))]
@@ -314,3 +315,62 @@ def test_attribution_map_plot_is_deprecated_and_still_draws_the_map():
     expected = plotting.plot_attribution_map(amap, cell_types=CELL_TYPES)
     assert isinstance(fig, Figure) and len(fig.axes) == len(expected.axes) == 2
     assert fig.axes[0].get_title() == expected.axes[0].get_title()
+
+
+# ----------------------------------------------------------------------------------------------
+# Sessions
+
+
+CONSISTENCY = np.array([[1.0, 0.934, np.nan], [0.876, 1.0, 0.5049], [-0.1234, 0.25, 1.0]])
+
+
+def test_plot_consistency_matrix_writes_every_value():
+    fig = plot_consistency_matrix(CONSISTENCY, session_names=["rat A", "rat B", "rat C"])
+    assert isinstance(fig, Figure)
+    assert len(main_axes(fig)) == 1 and len(colorbar_axes(fig)) == 1
+    ax = main_axes(fig)[0]
+    assert ax.get_xlabel() == "to session" and ax.get_ylabel() == "from session"
+    assert colorbar_axes(fig)[0].get_ylabel() == "R2"
+    image = ax.images[0]
+    np.testing.assert_array_equal(np.ma.filled(image.get_array(), np.nan), CONSISTENCY)
+    assert image.norm.vmin == 0.0 and image.norm.vmax == 1.0
+    # one text per cell, row by row: the value to two decimals, NaN as "n/a"
+    texts = [t.get_text() for t in ax.texts]
+    expected = ["n/a" if np.isnan(v) else f"{round(v, 2):.2f}" for v in CONSISTENCY.ravel()]
+    assert texts == expected == ["1.00", "0.93", "n/a", "0.88", "1.00", "0.50", "-0.12", "0.25", "1.00"]
+    assert [t.get_position() for t in ax.texts[:3]] == [(0, 0), (1, 0), (2, 0)]  # (column, row)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["rat A", "rat B", "rat C"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["rat A", "rat B", "rat C"]
+    # the mean of the five finite off-diagonal entries
+    assert ax.get_title() == "Consistency across sessions (mean off-diagonal R2 0.49)"
+    assert image.colorbar.extend == "min"  # -0.12 lies below vmin
+
+
+def test_plot_consistency_matrix_text_stays_readable():
+    fig = plot_consistency_matrix(np.array([[0.0, 1.0], [1.0, 0.0]]))
+    colors = [t.get_color() for t in main_axes(fig)[0].texts]
+    assert colors == ["white", "black", "black", "white"]  # on viridis' dark purple and light yellow
+
+
+def test_plot_consistency_matrix_into_given_axes_with_title_and_range():
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plot_consistency_matrix(CONSISTENCY[:2, :2], ax=ax, title="days", vmin=-1.0, vmax=2.0) is fig
+    assert ax.get_title() == "days"
+    assert ax.images[0].norm.vmin == -1.0 and ax.images[0].norm.vmax == 2.0
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1"]
+    assert len(fig.axes) == 2
+
+
+@pytest.mark.parametrize("matrix, kwargs, match", [
+    (np.zeros(3), {}, r"matrix must be a 2-D array; got shape \(3,\)"),
+    (np.zeros((2, 3)), {}, r"matrix must be a non-empty square \(S, S\) array, one row and one column per session; "
+                           r"got shape \(2, 3\)"),
+    (np.zeros((0, 0)), {}, r"matrix must be a non-empty square \(S, S\) array"),
+    (np.full((2, 2), np.inf), {}, r"matrix must hold finite values or NaN; got an infinite entry at \(0, 0\)"),
+    (np.zeros((2, 2)), {"session_names": ["a"]}, r"session_names has 1 entries; expected 2"),
+    (np.zeros((2, 2)), {"vmin": 1.0, "vmax": 1.0}, r"vmin must be < vmax \(1.0\); got vmin=1.0"),
+])
+def test_plot_consistency_matrix_rejects_bad_input(matrix, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        plot_consistency_matrix(matrix, **kwargs)

@@ -15,9 +15,10 @@ learning identifies each block only up to an invertible linear map and blocks of
 live on different scales (docs: background, "Identifiable per block"). The block-level figures say so.
 
 Modules: :mod:`.recording` (raster, trajectory, training log, embedding), :mod:`.maps` (attribution
-maps, ground truth, per-type means, method comparison), :mod:`.report` (HTML report, PNG export) and
-:mod:`.analysis` (the figures and sections of a :class:`xcebra.pipeline.Analysis`). ``xcebra.plotting``
-and ``xcebra.report``, their former homes, re-export the same functions.
+maps, ground truth, per-type means, method comparison), :mod:`.report` (HTML report, PNG export),
+:mod:`.analysis` (the figures and sections of a :class:`xcebra.pipeline.Analysis`) and :mod:`.sessions`
+(the consistency matrix of several sessions). ``xcebra.plotting`` and ``xcebra.report``, their former
+homes, re-export the functions that lived there.
 
 Example
 -------
@@ -34,7 +35,8 @@ Example
 from .maps import plot_attribution_map, plot_block_map, plot_cell_type_means, plot_ground_truth, plot_method_comparison
 from .recording import plot_embedding, plot_raster, plot_trajectory, plot_training_log
 from .report import save_figures, save_outputs, write_report
+from .sessions import plot_consistency_matrix
 
 __all__ = ["plot_raster", "plot_trajectory", "plot_training_log", "plot_embedding", "plot_attribution_map",
            "plot_block_map", "plot_ground_truth", "plot_cell_type_means", "plot_method_comparison", "write_report",
-           "save_figures", "save_outputs"]
+           "save_figures", "save_outputs", "plot_consistency_matrix"]
