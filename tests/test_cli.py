@@ -549,3 +549,75 @@ def test_slurm_arguments_are_typed():
 def test_fit_many_scheduler_and_slurm_exclude_each_other(tmp_path, capsys):
     assert main(["fit-many", "m.toml", "--scheduler", "tcp://127.0.0.1:1", "--slurm", "cores=1"]) == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- sessions manifests
+def _write_sessions(root, recording, counts=(8, 6, 7)):
+    """Three sessions of the same position with different neuron counts, as .npz files, and their manifest."""
+    neural, position = recording
+    rng = np.random.default_rng(5)
+    lines = []
+    for s, n in enumerate(counts):
+        x = (np.tanh(position @ rng.normal(size=(2, n))) + 0.1 * rng.normal(size=(300, n))).astype(np.float32)
+        np.savez(root / f"rat{s}.npz", spikes=x, pos=position, types=np.array(["grid", "place"] * (n // 2) + ["speed"] * (n % 2)))
+        lines.append(f'[[session]]\ndata = "rat{s}.npz"\nneural = "spikes"\nlabels = {{ position = "pos" }}\n'
+                     f'cell_types = "types"\n')
+    manifest = root / "sessions.toml"
+    manifest.write_text("\n".join(lines))
+    return manifest
+
+
+def test_fit_on_a_sessions_manifest_then_embed_attribute_and_report_per_session(tmp_path, recording, capsys):
+    manifest = _write_sessions(tmp_path, recording)
+    out = tmp_path / "multi.xcebra"
+    assert main(["fit", str(manifest), "--out", str(out)] + TINY) == 0
+    assert "3 sessions (300 x 8, 300 x 6, 300 x 7" in capsys.readouterr().out
+    model = xcebra.XCEBRA.load(out)
+    assert model.n_features_in_ == (8, 6, 7)
+    assert main(["embed", str(out), str(tmp_path / "rat1.npz"), "--neural", "spikes", "--session", "1",
+                 "--out", str(tmp_path / "z1.npy"), "-q"]) == 0
+    x1 = np.load(tmp_path / "rat1.npz")["spikes"]
+    np.testing.assert_allclose(np.load(tmp_path / "z1.npy"), model.transform(x1, session=1), atol=1e-6)
+    assert main(["attribute", str(out), str(tmp_path / "rat2.npz"), "--neural", "spikes", "--session", "2",
+                 "--method", "jacobian", "--out", str(tmp_path / "m2.npz"), "-q"]) == 0
+    assert np.load(tmp_path / "m2.npz")["values"].shape == (4, 7)
+    report = tmp_path / "report"
+    assert main(["report", str(out), str(manifest), "--hypothesis", "behavior=grid,place", "--method", "jacobian",
+                 "--out", str(report), "-q"]) == 0
+    summary = json.loads((report / "summary.json").read_text())
+    assert len(summary["sessions"]) == 3 and np.asarray(summary["consistency"]["position"]).shape == (3, 3)
+    assert (report / "consistency_position.png").exists() and (report / "session2_training_log.png").exists()
+    assert "Consistency across sessions" in (report / "report.html").read_text()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--neural", "spikes"], "is a sessions manifest, which names each session's arrays"),
+    (["--label", "position=pos"], "drop --neural and --label"),
+])
+def test_fit_on_a_manifest_refuses_per_file_options(tmp_path, recording, capsys, extra, message):
+    manifest = _write_sessions(tmp_path, recording)
+    assert main(["fit", str(manifest), "--out", str(tmp_path / "m.xcebra")] + extra + TINY) == 1
+    (line,) = _error_lines(capsys)
+    assert message in line
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[[session]]\ndata = "a.npz"\n', "session[0] needs neural"),
+    ('color = 1\n[[session]]\ndata = "a.npz"\nneural = "s"\n', "unknown key(s) color"),
+    ('[[session]]\ndata = "a.npz"\nneural = "s"\nlabels = { position = "p" }\n[[session]]\ndata = "b.npz"\n'
+     'neural = "s"\n', "session[1] names labels [] but session[0] names ['position']"),
+    ('x = 1\n', "unknown key(s) x"),
+    ('config = "m.toml"\n', "needs one [[session]] table per recording"),
+])
+def test_sessions_manifest_errors_exit_1_with_one_line(tmp_path, capsys, text, message):
+    (tmp_path / "m.toml").write_text("[[objectives]]\nname = 'time'\ndims = [0, 4]\ndistribution = 'time'\n")
+    path = tmp_path / "sessions.toml"
+    path.write_text(text)
+    assert main(["fit", str(path), "--out", str(tmp_path / "x.xcebra"), "-q"]) == 1
+    (line,) = _error_lines(capsys)
+    assert "sessions.toml" in line and message in line
+
+
+def test_fit_without_neural_on_a_single_file_says_what_is_missing(files, capsys):
+    assert main(["fit", str(files["npz"]), "--out", "x.xcebra", "-q"]) == 2
+    assert "xcebra: error: --neural KEY is required" in capsys.readouterr().err

@@ -34,10 +34,10 @@ import numpy as np
 
 from .attribution.maps import AttributionMap
 from .hypotheses import HypothesisResult, test_hypothesis
-from .metrics import decoding_scores
+from .metrics import decoding_scores, session_consistency
 from .typing import ArrayLike, NeuralArray
 
-__all__ = ["Analysis", "analyze", "decode_labels", "per_type_means", "PhaseTimer"]
+__all__ = ["Analysis", "analyze", "decode_labels", "per_type_means", "PhaseTimer", "block_consistency"]
 
 logger = logging.getLogger("xcebra")
 
@@ -124,7 +124,7 @@ def per_type_means(amap: Any, cell_types: Sequence[str]) -> dict[str, dict[str, 
 def analyze(model: Any, neural: NeuralArray, *, labels: Mapping[str, ArrayLike] | None = None,
             cell_types: Sequence[str] | None = None, hypothesis: Mapping[str, Sequence[str]] | None = None,
             methods: Sequence[str] = ("ing",), num_samples: int | None = None, batch_size: int = 1024,
-            verbose: bool = True, timer: PhaseTimer | None = None) -> Analysis:
+            verbose: bool = True, timer: PhaseTimer | None = None, session: int | None = None) -> Analysis:
     """Embed, decode, attribute and (optionally) test a cell-type hypothesis for a fitted model.
 
     Parameters
@@ -147,6 +147,8 @@ def analyze(model: Any, neural: NeuralArray, *, labels: Mapping[str, ArrayLike] 
     timer : PhaseTimer, optional
         Records the seconds of the phases ``embedding``, ``decoding``, ``attribution_<method>`` and
         ``hypotheses``.
+    session : int, optional
+        Multi-session models: the session ``neural`` comes from (its encoder embeds and is attributed).
 
     Returns
     -------
@@ -161,15 +163,16 @@ def analyze(model: Any, neural: NeuralArray, *, labels: Mapping[str, ArrayLike] 
     labels = dict(labels or {})
     if hypothesis is not None and cell_types is None:
         raise ValueError("a hypothesis needs cell_types (one cell type per neuron)")
+    by_session = {} if session is None else {"session": session}  # estimators without sessions take no such argument
     with timer("embedding"):
-        embedding = model.transform(neural)
+        embedding = model.transform(neural, **by_session)
     with timer("decoding"):
         decoding = decode_labels(model, embedding, labels)
     amaps = {}
     for method in methods:
         with timer(f"attribution_{method}"):
             amaps[method] = model.attribution_map(neural, method=method, num_samples=num_samples,
-                                                  batch_size=batch_size, verbose=verbose)
+                                                  batch_size=batch_size, verbose=verbose, **by_session)
     results: dict[str, HypothesisResult] = {}
     per_type: dict[str, dict[str, dict[str, float]]] = {}
     if cell_types is not None:
@@ -180,3 +183,53 @@ def analyze(model: Any, neural: NeuralArray, *, labels: Mapping[str, ArrayLike] 
                     results[method] = test_hypothesis(amap, cell_types, hypothesis)
     return Analysis(embedding=embedding, decoding=decoding, attribution=amaps, per_type=per_type,
                     hypothesis=results)
+
+
+def block_consistency(model: Any, neural: Sequence[NeuralArray], label: Sequence[ArrayLike], *,
+                      block: str | None = None, label_name: str | None = None, n_bins: int = 10) -> np.ndarray:
+    """How well the sessions of a multi-session model agree on a block: (S, S) R2 matrix.
+
+    Embeds each session with its own encoder, keeps ``block``'s columns and scores them with
+    :func:`xcebra.metrics.session_consistency` (label-binned mean embeddings, linear R2 between sessions).
+
+    Parameters
+    ----------
+    model : a fitted multi-session XCEBRA
+    neural : sequence of S arrays (T_s, N_s), in the model's session order
+    label : sequence of S arrays (T_s,) or (T_s, d): the label the sessions are aligned by (e.g. position)
+    block : str, optional
+        Default: the block owned by the first objective whose label is ``label_name`` (or, without
+        ``label_name``, the first label-driven objective's block).
+    label_name : str, optional
+        The label's name as given to ``fit``; only used to choose the default block.
+    n_bins : int, default 10
+        Bins per label dimension.
+
+    Returns
+    -------
+    ndarray of shape (S, S), float64; entry [i, j]: R2 of session j's block predicted from session i's.
+
+    Raises
+    ------
+    ValueError
+        ``neural`` and ``label`` do not hold one array per session of the model, or ``block`` is unknown.
+    """
+    n_sessions = getattr(model, "n_sessions_", None)
+    if n_sessions is None:
+        raise ValueError("block_consistency needs a multi-session model (fitted on a list of recordings)")
+    if len(neural) != n_sessions or len(label) != n_sessions:
+        raise ValueError(f"neural and label must hold one array per session ({n_sessions}); got {len(neural)} and "
+                         f"{len(label)}")
+    names = [name for name, _ in model.blocks_]
+    if block is None:
+        owners = [o.name for o in model.objectives if o.distribution != "time"
+                  and (label_name is None or o.label == label_name)]
+        if not owners:
+            raise ValueError(f"no label-driven objective{'' if label_name is None else f' on {label_name!r}'}; "
+                             f"pass block= one of {names}")
+        block = owners[0]
+    if block not in names:
+        raise ValueError(f"block must be one of {names}; got {block!r}")
+    columns = dict(model.blocks_)[block]
+    embeddings = [model.transform(x, session=s)[:, columns] for s, x in enumerate(neural)]
+    return session_consistency(embeddings, label, n_bins=n_bins)

@@ -38,8 +38,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, labels: bool = False) -> None:
-    parser.add_argument("--neural", required=True, metavar="KEY",
+def add_data_arguments(parser: argparse.ArgumentParser, labels: bool = False, required: bool = True) -> None:
+    parser.add_argument("--neural", required=required, metavar="KEY",
                         help="array of neural activity (time points x neurons) in DATA, e.g. spikes or group/data")
     if labels:
         parser.add_argument("--label", action="append", default=[], metavar="NAME=KEY",

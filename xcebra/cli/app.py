@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        # rules argparse cannot state (e.g. --neural is required unless DATA is a sessions manifest)
+        problem = getattr(SUBCOMMANDS[args.command], "usage_problem", lambda _: None)(args)
+        if problem:
+            parser.error(problem)
     except SystemExit as exit_:  # argparse: --help, --version (0) and usage errors (2)
         return int(exit_.code or 0) if isinstance(exit_.code, int) or exit_.code is None else 2
     configure_logging(args.verbose)

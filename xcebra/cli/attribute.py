@@ -37,6 +37,8 @@ def add_parser(subparsers: Any, formatter: type) -> argparse.ArgumentParser:
     parser.add_argument("--method", default="ing", choices=METHODS, help="default: ing")
     parser.add_argument("--num-samples", type=int, metavar="N", help="attribute N random time points (default: all)")
     parser.add_argument("--lags", default="sum", choices=("sum", "abs"), help="default: sum")
+    parser.add_argument("--session", type=int, metavar="I",
+                        help="multi-session models: the session DATA comes from (0-based, as fitted)")
     parser.add_argument("--batch-size", type=int, default=1024, help="time points per batch (default: 1024)")
     parser.add_argument("--seed", type=int, default=0, help="seed for --num-samples (default: 0)")
     parser.add_argument("--block-rank", action="append", default=[], metavar="BLOCK=K",
@@ -59,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
         options["block_ranks"] = parse_block_ranks(args.block_rank)
     model = load_model(args.model)
     neural, _ = read_data(args.data, args.neural, lazy=True)
-    amap = model.attribution_map(neural, method=args.method, num_samples=args.num_samples, lags=args.lags,
-                                 batch_size=args.batch_size, random_state=args.seed, verbose=not args.quiet,
+    amap = model.attribution_map(neural, method=args.method, session=args.session, num_samples=args.num_samples,
+                                 lags=args.lags, batch_size=args.batch_size, random_state=args.seed, verbose=not args.quiet,
                                  **options)
     arrays = {
         "values": amap.values, "stderr": amap.stderr, "block_values": amap.block_values,

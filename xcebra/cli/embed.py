@@ -30,6 +30,8 @@ def add_parser(subparsers: Any, formatter: type) -> argparse.ArgumentParser:
     add_data_arguments(parser)
     parser.add_argument("--out", required=True, metavar="FILE", help=".npy (the array) or .npz (embedding + blocks)")
     parser.add_argument("--batch-size", type=int, default=50_000, help="time points per pass (default: 50000)")
+    parser.add_argument("--session", type=int, metavar="I",
+                        help="multi-session models: the session DATA comes from (0-based, as fitted)")
     add_common_options(parser)
     return parser
 
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out must end in .npy or .npz; got {args.out!r}")
     model = load_model(args.model)
     neural, _ = read_data(args.data, args.neural, lazy=True)
-    embedding = model.transform(neural, batch_size=args.batch_size)
+    embedding = model.transform(neural, session=args.session, batch_size=args.batch_size)
     if out.suffix.lower() == ".npy":
         save_array_file(out, {"embedding": embedding}, single="embedding")
     else:

@@ -19,7 +19,7 @@ from .._validation import check_float
 from ..metrics import consistency_summary
 from ._axes import _MAP_CMAP, _array, _figure_and_axes
 
-__all__ = ["plot_consistency_matrix"]
+__all__ = ["plot_consistency_matrix", "consistency_report"]
 
 #: cells whose colour is darker than this relative luminance get white text, the others black
 _DARK_LUMINANCE = 0.45
@@ -131,3 +131,25 @@ def _extend(values: np.ndarray, vmin: float, vmax: float) -> str:
     below = bool(np.any(values[~np.isnan(values)] < vmin))
     above = bool(np.any(values[~np.isnan(values)] > vmax))
     return {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}[below, above]
+
+
+def consistency_report(matrices: dict[str, Any], session_names: Sequence[str] | None = None
+                       ) -> tuple[dict[str, tuple[str, Figure]], dict[str, Any]]:
+    """The figures and report section of consistency matrices, one per label: ``{label: (S, S) array}``.
+
+    Returns ({name: (caption, Figure)}, section), as :func:`xcebra.viz.analysis.significance_report`.
+    """
+    figures = {f"consistency_{name}": (
+        f"Consistency across sessions of the block aligned by {name}: R2 of the row session's label-binned mean "
+        "embedding mapping linearly onto the column session's.",
+        plot_consistency_matrix(matrix, session_names=session_names, title=f"consistency by {name}"))
+        for name, matrix in matrices.items()}
+    rows = [{"label": name, "mean off-diagonal R2": consistency_summary(matrix),
+             "lowest off-diagonal R2": float(np.nanmin(np.where(np.eye(len(matrix), dtype=bool), np.nan, matrix)))}
+            for name, matrix in matrices.items()]
+    section = {"heading": "Consistency across sessions",
+               "text": "Each session's block embedding, averaged within bins of the label (10 per dimension, shared "
+                       "by all sessions), regressed linearly on another session's (docs: the multi-session guide). "
+                       "1: the sessions embed the label the same way up to a linear map.",
+               "figures": [figure for figure in figures.values()], "table": rows}
+    return figures, section
