@@ -58,6 +58,17 @@ def test_quickstart_page_runs_as_written(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "model.xcebra").is_file()
 
 
+def test_the_sessions_page_runs_as_written(tmp_path, monkeypatch):
+    pytest.importorskip("ratinabox")
+    monkeypatch.setenv("XCEBRA_CACHE", str(tmp_path))
+    blocks = _python_blocks(DOCS / "how-to" / "sessions.md")
+    namespace: dict = {}
+    exec(compile("\n".join(blocks), str(DOCS / "how-to" / "sessions.md"), "exec"), namespace)
+    model = namespace["model"]
+    assert model.n_features_in_ == (85, 79, 61, namespace["extra"].spikes.shape[1])
+    assert namespace["amap"].block_values.shape == (2, 61) and namespace["matrix"].shape == (3, 3)
+
+
 def test_the_configuration_of_the_how_to_page_is_accepted(tmp_path):
     from xcebra import XCEBRA
     from xcebra.cli import config_from_table, load_config
