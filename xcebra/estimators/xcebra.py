@@ -130,7 +130,12 @@ class XCEBRA(EmbeddingEstimator):
         :class:`xcebra.diagnostics.EmbeddingCollapseWarning` when an objective's loss ended at
         ``log(batch_size)`` (a constant embedding), and, only for a euclidean fit without a bound,
         :class:`xcebra.diagnostics.EmbeddingGrowthWarning` when its embedding inflated.
-    n_features_in_ : int, number of neurons seen in fit.
+    n_features_in_ : int, number of neurons seen in fit; a tuple of one count per session for a multi-session fit.
+    sessions_ : :class:`xcebra.session_models.SessionEmbedders`, multi-session fits only (instead of ``encoder_``):
+        one input layer per session, the later layers shared; ``n_sessions_`` their number.
+    anchors_ : dict, multi-session fits only: up to 2,000 labelled embeddings per fitted session
+        (``"embedding"`` (K, output_dim), ``"session"`` (K,), ``"labels"`` {name: (K,) or (K, d)}), the targets
+        of :meth:`adapt`; ``adapt_logs_`` {session index: log} the logs of the adapted sessions.
     random_state_ : int, the seed actually used.
     lipschitz_, output_clip_ : float or None, the bounds the encoder was built with (``"auto"`` resolved).
     label_names_ : tuple of str, the labels passed to fit.
