@@ -280,3 +280,24 @@ def test_shared_behaviour_block_decodes_position_across_sessions():
     blocks = [model.transform(x, session=s)[:, :4] for s, x in enumerate(neural)]
     decoder = KNeighborsRegressor(n_neighbors=10).fit(np.concatenate(blocks[:2]), np.concatenate(position[:2]))
     assert r2_score(position[2], decoder.predict(blocks[2])) > 0.6
+
+
+def test_a_discrete_label_and_delta_normal_fit_across_sessions(sessions):
+    neural, position = sessions
+    trial = [(p[:, 0] > 0.5).astype(int) for p in position]
+    model = _model(objectives=[Objective("trial", dims=(0, 2), distribution="discrete", label="trial"),
+                               Objective("behavior", dims=(2, 4), distribution="delta_normal", label="position"),
+                               Objective("time", dims=(0, 6), distribution="time", time_offset=5)], max_steps=5)
+    model.fit(neural, trial=trial, position=position)
+    assert set(model.anchors_["labels"]) == {"trial", "position"}
+    assert model.anchors_["labels"]["trial"].dtype.kind == "i"
+    index = model.adapt(neural[0][:, :10], trial=trial[0], position=position[0], max_steps=3, random_state=0)
+    assert model.transform(neural[0][:, :10], session=index).shape == (len(neural[0]), 6)
+
+
+def test_significance_refuses_a_list_of_sessions(sessions):
+    from xcebra.significance import significance
+
+    neural, position = sessions
+    with pytest.raises(ValueError, match="significance analyses one recording"):
+        significance(_model(), neural, position=position)

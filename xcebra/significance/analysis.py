@@ -15,6 +15,7 @@ from .._validation import as_float_array, check_float, check_int, check_option
 from ..attribution import METHODS
 from ..data import TimeSeries
 from ..estimator import XCEBRA
+from ..estimators.sessions import is_session_list
 from ..models import make_encoder
 from .result import SignificanceResult
 from .shadows import SHADOWS_PER_NEURON, add_shadows, minimum_shift, shadow_shifts, shadow_sources
@@ -91,6 +92,9 @@ def significance(estimator: Any, neural: Any, *, n_seeds: int = 5, n_shadows: in
 
     if not isinstance(estimator, XCEBRA):
         raise TypeError(f"estimator must be an xcebra.XCEBRA; got {type(estimator).__name__}")
+    if is_session_list(neural):
+        raise ValueError("significance analyses one recording; got a list of sessions. Run it per session (each fit "
+                         "on that session alone)")
     estimator._validate_params()
     n_seeds = check_int("n_seeds", n_seeds, minimum=2)
     fdr = check_float("fdr", fdr, minimum=0.0, strict=True, maximum=1.0)
