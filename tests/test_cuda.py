@@ -82,3 +82,17 @@ def test_bf16_training_on_the_device_stays_close_to_fp32(data):
     # bf16 keeps 8 bits of mantissa: the fits differ, the maps must rank the drivers alike
     assert auc_bf16 >= auc_fp32 - 0.05
     assert np.isfinite(bf16.transform(data.neural)).all()
+
+
+def test_a_multi_session_fit_and_adapt_on_the_device_load_on_a_cpu(tmp_path, data):
+    neural = [data.neural[:1500, :20], data.neural[1500:, 5:]]
+    behavior = [data.behavior[:1500], data.behavior[1500:]]
+    model = _model(device=DEVICE, max_steps=30).fit(neural, behavior=behavior)
+    assert next(model.sessions_.parameters()).device.type == DEVICE
+    index = model.adapt(data.neural[:1500, :12], behavior=data.behavior[:1500], max_steps=10, random_state=0)
+    model.save(tmp_path / "sessions.xcebra")
+    on_cpu = XCEBRA.load(tmp_path / "sessions.xcebra", device="cpu")
+    for s, x in enumerate(neural + [data.neural[:1500, :12]]):
+        np.testing.assert_allclose(on_cpu.transform(x, session=s), model.transform(x, session=s),
+                                   rtol=FORWARD_RTOL, atol=FORWARD_ATOL)
+    assert index == 2
