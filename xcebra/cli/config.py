@@ -14,6 +14,7 @@ from typing import Any
 
 from ..estimators import XCEBRA
 from ..objectives import Objective
+from ._common import parse_labels
 
 __all__ = ["load_config", "config_from_table", "parse_param_options", "config_parameters", "objective_fields",
            "read_toml", "NONE_IN_CONFIG", "EXAMPLE_CONFIG"]
@@ -147,3 +148,56 @@ def config_from_table(raw: dict[str, Any], where: str) -> dict[str, Any]:
                 raise ValueError(f"{where}: objectives[{i}]: {error}") from None
         params["objectives"] = objectives
     return params
+
+
+def read_manifest(path: str | Path, what: str, allowed: Sequence[str]) -> tuple[dict[str, Any], str, Path]:
+    """A TOML manifest (``fit-many``'s or a sessions manifest): (its table, its name for messages, its folder).
+
+    Raises ValueError (one line, naming the file) for unknown keys or a model given both as ``config`` and
+    as a ``[model]`` table.
+    """
+    path = Path(path)
+    raw = read_toml(path, what)
+    where = f"{what} {str(path)!r}"
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise ValueError(f"{where} has unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    if "config" in raw and "model" in raw:
+        raise ValueError(f"{where}: give the model either as config = FILE or as a [model] table, not both")
+    return raw, where, path.parent
+
+
+def manifest_model(raw: dict[str, Any], base: Path, where: str) -> dict[str, Any] | None:
+    """The XCEBRA keyword arguments of a manifest's ``config = FILE`` or ``[model]`` table; None if it has neither."""
+    if "config" in raw:
+        return load_config(base / raw["config"])
+    if isinstance(raw.get("model"), dict):
+        return config_from_table(raw["model"], f"{where} [model]")
+    return None
+
+
+def manifest_entries(raw: dict[str, Any], table: str, allowed: Sequence[str], base: Path,
+                     where: str) -> list[tuple[dict[str, Any], str, str, dict[str, str]]]:
+    """Each ``[[table]]`` entry of a manifest: (the entry, its data file resolved against ``base``, its neural key,
+    its labels {name: key}), checked with one-line errors naming the entry."""
+    entries = raw.get(table)
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise ValueError(f"{where} needs one [[{table}]] table per recording, each with data and neural")
+    checked = []
+    for i, entry in enumerate(entries):
+        bad = sorted(set(entry) - set(allowed))
+        if bad:
+            raise ValueError(f"{where}: {table}[{i}] has unknown key(s) {', '.join(bad)}; allowed: {', '.join(allowed)}")
+        missing = [k for k in ("data", "neural") if k not in entry]
+        if missing:
+            raise ValueError(f"{where}: {table}[{i}] needs {' and '.join(missing)}")
+        labels = entry.get("labels", {})
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise ValueError(f"{where}: {table}[{i}].labels must be a table of NAME = \"KEY\", e.g. "
+                             "{ position = \"pos\" }")
+        try:
+            parse_labels([f"{name}={key}" for name, key in labels.items()])  # the same rules as --label
+        except ValueError as error:
+            raise ValueError(f"{where}: {table}[{i}].labels: {str(error).replace('--label name ', 'name ')}") from None
+        checked.append((entry, str((base / entry["data"]).resolve()), str(entry["neural"]), dict(labels)))
+    return checked

@@ -10,7 +10,8 @@ from ..estimators import XCEBRA
 from ..objectives import Objective
 from ._common import add_common_options, add_data_arguments, parse_labels, read_data
 from .config import EXAMPLE_CONFIG, load_config, parse_param_options
-from .sessions import EXAMPLE_SESSIONS, is_sessions_manifest, load_sessions_manifest, read_sessions
+from .sessions import (EXAMPLE_SESSIONS, is_sessions_manifest, load_sessions_manifest, neural_or_manifest,
+                       read_sessions)
 
 __all__ = ["add_parser", "usage_problem", "run", "default_objectives", "add_estimator_options", "estimator_from_args",
            "EPILOG"]
@@ -99,11 +100,8 @@ def estimator_from_args(args: argparse.Namespace, labels: Sequence[str], base: d
     return XCEBRA(**params)
 
 
-def usage_problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with the command line that argparse cannot check, or None."""
-    if args.neural is None and not is_sessions_manifest(args.data):
-        return "--neural KEY is required (the array of neural activity in DATA), unless DATA is a sessions manifest (.toml)"
-    return None
+#: what is wrong with the command line that argparse cannot check, or None (called by the app)
+usage_problem = neural_or_manifest
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,8 +11,8 @@ from typing import Any
 
 from .. import parallel
 from ..estimators import XCEBRA
-from ._common import add_common_options, parse_labels
-from .config import config_from_table, load_config, read_toml
+from ._common import add_common_options
+from .config import manifest_entries, manifest_model, read_manifest
 
 __all__ = ["add_parser", "run", "load_manifest", "EXAMPLE_MANIFEST", "EPILOG"]
 
@@ -76,44 +76,15 @@ def load_manifest(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]
     Paths in it are relative to the manifest's folder. Raises ValueError (one line, naming the file
     and the entry) for unknown keys, a missing ``[[fit]]`` array or entries without ``data`` / ``neural``.
     """
-    path = Path(path)
-    raw = read_toml(path, "manifest")
-    where = f"manifest {str(path)!r}"
-    unknown = sorted(set(raw) - set(_MANIFEST_KEYS))
-    if unknown:
-        raise ValueError(f"{where} has unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_MANIFEST_KEYS)}")
-    if "config" in raw and "model" in raw:
-        raise ValueError(f"{where}: give the model either as config = FILE or as a [model] table, not both")
-    base = path.parent
-    if "config" in raw:
-        params = load_config(base / raw["config"])
-    elif isinstance(raw.get("model"), dict):
-        params = config_from_table(raw["model"], f"{where} [model]")
-    else:
+    raw, where, base = read_manifest(path, "manifest", _MANIFEST_KEYS)
+    params = manifest_model(raw, base, where)
+    if params is None:
         raise ValueError(f"{where} has no model: add config = \"model.toml\" or a [model] table with the XCEBRA "
                          "parameters and [[model.objectives]]")
     if "objectives" not in params:
         raise ValueError(f"{where}: the model needs its objectives ([[objectives]] tables, see 'xcebra fit --help')")
-    fits = raw.get("fit")
-    if not isinstance(fits, list) or not fits or not all(isinstance(f, dict) for f in fits):
-        raise ValueError(f"{where} needs one [[fit]] table per recording, each with data and neural")
-    jobs = []
-    for i, entry in enumerate(fits):
-        bad = sorted(set(entry) - set(_FIT_KEYS))
-        if bad:
-            raise ValueError(f"{where}: fit[{i}] has unknown key(s) {', '.join(bad)}; allowed: {', '.join(_FIT_KEYS)}")
-        missing = [k for k in ("data", "neural") if k not in entry]
-        if missing:
-            raise ValueError(f"{where}: fit[{i}] needs {' and '.join(missing)}")
-        labels = entry.get("labels", {})
-        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
-            raise ValueError(f"{where}: fit[{i}].labels must be a table of NAME = \"KEY\", e.g. {{ position = \"pos\" }}")
-        data = str((base / entry["data"]).resolve())
-        try:
-            parse_labels([f"{name}={key}" for name, key in labels.items()])  # the same rules as --label
-        except ValueError as error:
-            raise ValueError(f"{where}: fit[{i}].labels: {str(error).replace('--label name ', 'name ')}") from None
-        jobs.append({"neural": (data, entry["neural"]), **{name: (data, key) for name, key in labels.items()}})
+    jobs = [{"neural": (data, neural), **{name: (data, key) for name, key in labels.items()}}
+            for _, data, neural, labels in manifest_entries(raw, "fit", _FIT_KEYS, base, where)]
     settings = {"out_dir": str((base / raw.get("out_dir", "models")).resolve()), "retries": raw.get("retries", 2)}
     return params, jobs, settings
 

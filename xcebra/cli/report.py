@@ -20,7 +20,7 @@ from ..viz.report import save_outputs
 from ..viz.sessions import consistency_report
 from ._common import (add_common_options, add_data_arguments, load_model, parse_hypothesis, parse_labels, read_cell_types,
                       read_data)
-from .sessions import is_sessions_manifest, load_sessions_manifest, read_sessions
+from .sessions import is_sessions_manifest, load_sessions_manifest, neural_or_manifest, read_sessions
 
 __all__ = ["add_parser", "usage_problem", "run", "EPILOG"]
 
@@ -67,11 +67,8 @@ def add_parser(subparsers: Any, formatter: type) -> argparse.ArgumentParser:
     return parser
 
 
-def usage_problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with the command line that argparse cannot check, or None."""
-    if args.neural is None and not is_sessions_manifest(args.data):
-        return "--neural KEY is required (the array of neural activity in DATA), unless DATA is a sessions manifest (.toml)"
-    return None
+#: what is wrong with the command line that argparse cannot check, or None (called by the app)
+usage_problem = neural_or_manifest
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ._common import parse_labels, read_data
-from .config import config_from_table, load_config, read_toml
+from ._common import read_data
+from .config import manifest_entries, manifest_model, read_manifest
 
-__all__ = ["EXAMPLE_SESSIONS", "is_sessions_manifest", "load_sessions_manifest", "read_sessions"]
+__all__ = ["EXAMPLE_SESSIONS", "is_sessions_manifest", "neural_or_manifest", "load_sessions_manifest", "read_sessions"]
 
 EXAMPLE_SESSIONS = """\
 # sessions.toml: one [[session]] per recording, all fitted into one model; paths relative to this file
@@ -44,6 +44,13 @@ def is_sessions_manifest(path: str) -> bool:
     return str(path).lower().endswith(".toml")
 
 
+def neural_or_manifest(args: Any) -> str | None:
+    """The usage rule of ``fit`` and ``report``: ``--neural`` is required unless DATA is a sessions manifest."""
+    if args.neural is None and not is_sessions_manifest(args.data):
+        return "--neural KEY is required (the array of neural activity in DATA), unless DATA is a sessions manifest (.toml)"
+    return None
+
+
 def load_sessions_manifest(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Read a sessions manifest: (XCEBRA keyword arguments it sets, one {data, neural, labels, cell_types} per session).
 
@@ -51,48 +58,17 @@ def load_sessions_manifest(path: str | Path) -> tuple[dict[str, Any], list[dict[
     and the entry) for unknown keys, no ``[[session]]`` table, a session without ``data`` or ``neural``,
     or sessions that name different labels.
     """
-    path = Path(path)
-    raw = read_toml(path, "sessions manifest")
-    where = f"sessions manifest {str(path)!r}"
-    unknown = sorted(set(raw) - set(_MANIFEST_KEYS))
-    if unknown:
-        raise ValueError(f"{where} has unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_MANIFEST_KEYS)}")
-    if "config" in raw and "model" in raw:
-        raise ValueError(f"{where}: give the model either as config = FILE or as a [model] table, not both")
-    base = path.parent
-    params: dict[str, Any] = {}
-    if "config" in raw:
-        params = load_config(base / raw["config"])
-    elif isinstance(raw.get("model"), dict):
-        params = config_from_table(raw["model"], f"{where} [model]")
-    entries = raw.get("session")
-    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
-        raise ValueError(f"{where} needs one [[session]] table per recording, each with data and neural")
+    raw, where, base = read_manifest(path, "sessions manifest", _MANIFEST_KEYS)
+    params = manifest_model(raw, base, where) or {}
     sessions = []
-    for i, entry in enumerate(entries):
-        bad = sorted(set(entry) - set(_SESSION_KEYS))
-        if bad:
-            raise ValueError(f"{where}: session[{i}] has unknown key(s) {', '.join(bad)}; "
-                             f"allowed: {', '.join(_SESSION_KEYS)}")
-        missing = [k for k in ("data", "neural") if k not in entry]
-        if missing:
-            raise ValueError(f"{where}: session[{i}] needs {' and '.join(missing)}")
-        labels = entry.get("labels", {})
-        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
-            raise ValueError(f"{where}: session[{i}].labels must be a table of NAME = \"KEY\", e.g. "
-                             "{ position = \"pos\" }")
-        try:
-            parse_labels([f"{name}={key}" for name, key in labels.items()])  # the same rules as --label
-        except ValueError as error:
-            raise ValueError(f"{where}: session[{i}].labels: {str(error).replace('--label name ', 'name ')}") from None
+    for i, (entry, data, neural, labels) in enumerate(manifest_entries(raw, "session", _SESSION_KEYS, base, where)):
         if sessions and set(labels) != set(sessions[0]["labels"]):
             raise ValueError(f"{where}: session[{i}] names labels {sorted(labels)} but session[0] names "
                              f"{sorted(sessions[0]['labels'])}; every session needs the same labels")
         cell_types = entry.get("cell_types")
         if cell_types is not None and not isinstance(cell_types, str):
             raise ValueError(f"{where}: session[{i}].cell_types must be a key in its data or a text file's name")
-        sessions.append({"data": str((base / entry["data"]).resolve()), "neural": str(entry["neural"]),
-                         "labels": dict(labels), "cell_types": cell_types})
+        sessions.append({"data": data, "neural": neural, "labels": labels, "cell_types": cell_types})
     return params, sessions
 
 
