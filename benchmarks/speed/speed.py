@@ -106,6 +106,50 @@ def synthetic_fit(data: dict, steps: int, **overrides) -> dict:
             **bound}
 
 
+def arithmetic_floor(data: dict, repeats: int = 50) -> dict:
+    """Seconds of one step's network arithmetic in eager PyTorch, without anything around it.
+
+    The network of :func:`synthetic_model` with no bound (plain ``nn.Linear`` layers), forward and backward on
+    the distinct rows among as many random time points as a step draws (reference, negative and one positive
+    per objective: 4 x batch) plus the Jacobian regularizer's pass on its rows (forward, vector-Jacobian
+    product and its double backward): no sampling, no InfoNCE, no optimizer, no spectral normalisation, no
+    logging. A training step that runs these operations in eager fp32 PyTorch cannot be faster than this
+    median, so ``reference fit / (steps x floor)`` bounds the speed-up such an implementation reaches on this
+    machine; going below it takes less arithmetic (fewer rows, a cheaper regularizer) or fused kernels.
+    """
+    from xcebra.models import Embedder, make_encoder
+    from xcebra.regularizers import jacobian_penalty
+
+    model = synthetic_model()
+    neural = torch.from_numpy(np.asarray(data["neural"], dtype=np.float32))
+    encoder = make_encoder(model.model, neural.shape[1], model.hidden_units, model.output_dim)
+    embedder = Embedder(encoder, [("behavior", slice(0, 3)), ("time", slice(3, 6))], [False, False])
+    generator = torch.Generator().manual_seed(0)
+    n_rows = 4 * model.batch_size
+    n_regularized = min(model.regularizer_batch_size or model.batch_size, model.batch_size)
+    coverage = torch.tensor([2.0, 2.0, 2.0, 1.0, 1.0, 1.0])
+
+    def one_step() -> None:
+        # each distinct time point once, as the training step embeds them
+        rows = torch.unique(torch.randint(0, neural.shape[0], (n_rows,), generator=generator))
+        windows = neural.index_select(0, rows)[:, :, None]
+        regularized = windows[:n_regularized].clone().requires_grad_(True)
+        embedder.zero_grad(set_to_none=True)
+        stand_in_loss = embedder(windows)[:, 0].square().mean()
+        penalty = jacobian_penalty(embedder(regularized)[:, 0], regularized, row_weights=coverage, generator=generator)
+        (stand_in_loss + model.regularizer_weight * penalty).backward()
+
+    for _ in range(5):
+        one_step()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        one_step()
+        seconds.append(time.perf_counter() - start)
+    return {"rows": n_rows, "regularized_rows": n_regularized, "median_step_seconds": statistics.median(seconds),
+            "step_seconds": seconds}
+
+
 def step_seconds(model: xcebra.XCEBRA, data: dict, steps: int, warmup: int = 2) -> list[float]:
     model.set_params(max_steps=warmup + steps)
     model.fit(data["neural"], position=data["position"])
@@ -247,12 +291,13 @@ def bounds_side_by_side(args) -> None:
     data = ref.make_synthetic_data()
     synthetic_model(max_steps=5).fit(data["neural"], position=data["position"])  # warm-up: allocator, MKL
     runs = {name: [] for name in names}
-    reference = []
+    reference, floors = [], []
     load = {"before": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "synthetic.npz"
         np.savez(path, **data)
         for _ in range(args.repeats):
+            floors.append(arithmetic_floor(data)["median_step_seconds"])
             for name in names:
                 runs[name].append(synthetic_fit(data, args.synthetic_short_steps, **BOUNDS[name]))
             if not args.no_reference:
@@ -260,7 +305,8 @@ def bounds_side_by_side(args) -> None:
     load["after"] = os.getloadavg()
     result = {"machine": {"cpu": ref.cpu_model(), "threads": args.threads, "torch": torch.__version__,
                           "xcebra": xcebra.__version__, "load_average": load},
-              "steps": args.synthetic_short_steps, "xcebra": runs, "reference": [r["fit_seconds"] for r in reference if r]}
+              "steps": args.synthetic_short_steps, "xcebra": runs, "reference": [r["fit_seconds"] for r in reference if r],
+              "floor_step_seconds": floors}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed_bounds.json").write_text(json.dumps(result, indent=2, default=float))
     (args.out / "speed_bounds.md").write_text(render_bounds(result))
@@ -283,6 +329,9 @@ def render_bounds(result: dict) -> str:
         lines.append(f"| {name} | {fits[0]['lipschitz']} | {fits[0]['output_clip']} | {ours:.1f} "
                      f"[{', '.join(f'{x:.1f}' for x in seconds)}] | {reference_text} | "
                      + (f"**{theirs / ours:.1f}x** |" if theirs else " |"))
+    if result.get("floor_step_seconds"):
+        lines += ["", _floor_sentence(statistics.median(result["floor_step_seconds"]), steps, theirs,
+                                      statistics.median(f["median_step_seconds"] for f in next(iter(result["xcebra"].values()))))]
     return "\n".join(lines) + "\n"
 
 
@@ -355,6 +404,7 @@ def main(argv=None) -> None:
     result["synthetic_short"] = synthetic_fit(syn_data, args.synthetic_short_steps)
     result["synthetic"] = synthetic_fit(syn_data, args.synthetic_steps)
     result["synthetic"]["step_flops"] = step_flops(synthetic_model(), syn_data)
+    result["synthetic_floor"] = arithmetic_floor(syn_data)
 
     if not args.no_reference:
         with tempfile.TemporaryDirectory() as tmp:
@@ -384,6 +434,18 @@ def _bound_sentence(synthetic: dict) -> str:
     bound = " and ".join(parts) if parts else "no bound (lipschitz=None, output_clip=None)"
     return (f"The small synthetic rows ran xcebra at the estimator's default bound on the embedding: {bound}; "
             "the reference runs its offset1-model-mse, which has none.")
+
+
+def _floor_sentence(floor: float, steps: int, reference_seconds: float | None, step_seconds: float) -> str:
+    """What the arithmetic floor (:func:`arithmetic_floor`) of a step says about the speed-up that can be reached."""
+    text = (f"Eager floor of one step (`arithmetic_floor`: forward and backward of the bare network on the rows a "
+            f"step embeds plus the regularizer's pass, in eager fp32 PyTorch, nothing else): {1e3 * floor:.1f} ms, "
+            f"against a median training step of {1e3 * step_seconds:.1f} ms in the fits above; {steps:,} steps of it "
+            f"take {steps * floor:.1f} s.")
+    if reference_seconds:
+        text += (f" Against the reference's {reference_seconds:.1f} s, a step made of these operations reaches at most "
+                 f"{reference_seconds / (steps * floor):.1f}x on this machine, with zero overhead around them.")
+    return text
 
 
 def render_markdown(result: dict, args=None) -> str:
@@ -427,6 +489,10 @@ def render_markdown(result: dict, args=None) -> str:
             (result.get("reference_synthetic_short") or {}).get("fit_seconds"), fmt="{:.1f}")
     row(f"small synthetic setting: whole {result['synthetic']['steps']:,}-step fit", result["synthetic"]["fit_seconds"],
         (ry or {}).get("fit_seconds"), fmt="{:.1f}")
+    if "synthetic_floor" in result and short:
+        lines += ["", _floor_sentence(result["synthetic_floor"]["median_step_seconds"], short["steps"],
+                                      (result.get("reference_synthetic_short") or {}).get("fit_seconds"),
+                                      short["median_step_seconds"])]
     lines += ["", _bound_sentence(result["synthetic"]), "",
               f"One seed-config step is {s['no_regularizer']['step_flops'] / 1e9:.0f} GFLOP without and "
               f"{s['regularizer']['step_flops'] / 1e9:.0f} GFLOP with the regularizer (counted by torch), i.e. "
