@@ -14,6 +14,12 @@ design choices measured against their straightforward alternatives.
 4. A whole fit of the small synthetic setting (600 steps), split into its training steps and the
    rest of ``XCEBRA.fit`` (set-up and post-fit work), for the bounds the estimator offers
    (``--breakdown-only`` runs just this part).
+6. ``--parts`` (only this part): a 300-step fit of the small setting split by the step's parts (batch
+   sampling, forward pass, InfoNCE losses, regularizer, backward pass, optimizer update; wall seconds of each
+   function, wrapped), and its eager floor split into the main pass and the regularizer's pass.
+5. ``--compile`` (only this part): the eager floor of the small setting's step
+   (:func:`benchmarks.speed.speed.arithmetic_floor`) against the same step with its main forward and
+   backward compiled by ``torch.compile``, alternated three times, with the compile time.
 """
 
 from __future__ import annotations
@@ -76,18 +82,89 @@ def print_breakdowns(steps: int) -> None:
     print("| median step (ms) | " + " | ".join(f"{1e3 * r['median_step']:.1f}" for r in results.values()) + " |\n")
 
 
+def print_compiled(rounds: int = 3) -> None:
+    """Section 5: the small setting's eager floor against its main pass compiled, alternated ``rounds`` times."""
+    data = ref.make_synthetic_data()
+    eager, compiled = [], []
+    for _ in range(rounds):
+        eager.append(speed.arithmetic_floor(data, repeats=30))
+        compiled.append(speed.arithmetic_floor(data, repeats=30, compiled=True))
+    print("## 5. The small setting's step: eager against torch.compile (median ms per step, each round)\n")
+    print("| round | eager | compiled main pass | compile time of the compiled run (s) |\n|---|---|---|---|")
+    for k, (e, c) in enumerate(zip(eager, compiled)):
+        print(f"| {k + 1} | {1e3 * e['median_step_seconds']:.1f} | {1e3 * c['median_step_seconds']:.1f} | "
+              f"{c['compile_seconds']:.1f} |")
+    print(f"\nLoad average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}.\n")
+
+
+def print_parts(steps: int = 300) -> None:
+    """Section 6: where a step of the small setting goes, part by part, and its floor split in two."""
+    from xcebra.sampling import BatchSampler
+    from xcebra.training import contrastive, loop
+
+    seconds: dict[str, float] = {}
+    targets = [(contrastive, "embed_indices", "forward pass"), (contrastive, "_losses", "InfoNCE losses"),
+               (contrastive.ContrastiveTask, "_regularizer", "regularizer (forward and its vector-Jacobian product)"),
+               (loop, "_backward", "backward pass (double backward of the regularizer included)"),
+               (loop, "_update", "optimizer update and weight check"), (BatchSampler, "sample", "batch sampling")]
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
+
+    def timed_call(function, part):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds[part] = seconds.get(part, 0.0) + time.perf_counter() - start
+        return wrapper
+
+    data = ref.make_synthetic_data()
+    speed.synthetic_model(max_steps=20).fit(data["neural"], position=data["position"])  # warm-up
+    for owner, name, part in targets:
+        setattr(owner, name, timed_call(getattr(owner, name), part))
+    try:
+        model = speed.synthetic_model(max_steps=steps)
+        model.fit(data["neural"], position=data["position"])
+    finally:
+        for owner, name, function in originals:
+            setattr(owner, name, function)
+    step = float(np.median(model.log_["seconds"]))
+    print(f"## 6. A step of the small synthetic setting by part ({steps}-step fit, default bound)\n")
+    print(f"Median step {1e3 * step:.1f} ms; mean ms per step of each part:\n")
+    print("| part | ms per step |\n|---|---|")
+    for part, total in seconds.items():
+        print(f"| {part} | {1e3 * total / steps:.2f} |")
+    main_only = speed.arithmetic_floor(data, repeats=30, regularizer=False)
+    whole = speed.arithmetic_floor(data, repeats=30)
+    print("\nIts eager floor (`speed.arithmetic_floor`), median ms per step:\n")
+    print("| | ms |\n|---|---|")
+    print(f"| main pass only (forward and backward on the distinct rows) | {1e3 * main_only['median_step_seconds']:.1f} |")
+    print(f"| main pass and the regularizer's pass (the floor) | {1e3 * whole['median_step_seconds']:.1f} |")
+    print(f"\nLoad average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}.\n")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--synthetic-steps", type=int, default=600, help="steps of the fit broken down in section 4")
     parser.add_argument("--breakdown-only", action="store_true", help="only section 4")
+    parser.add_argument("--compile", action="store_true", help="only section 5 (torch.compile against eager)")
+    parser.add_argument("--parts", action="store_true", help="only section 6 (a small-setting step by part)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print("# Where the time goes\n")
-    print(f"`python -m benchmarks.speed.profile_step --threads {args.threads}` on {ref.cpu_model()}; "
+    flags = (" --breakdown-only" if args.breakdown_only else " --compile" if args.compile
+             else " --parts" if args.parts else "")
+    print(f"`python -m benchmarks.speed.profile_step --threads {args.threads}{flags}` on {ref.cpu_model()}; "
           f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}.\n")
     if args.breakdown_only:
         print_breakdowns(args.synthetic_steps)
+        return
+    if args.compile:
+        print_compiled()
+        return
+    if args.parts:
+        print_parts()
         return
 
     data = ref.make_seed_data()

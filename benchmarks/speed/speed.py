@@ -106,7 +106,7 @@ def synthetic_fit(data: dict, steps: int, **overrides) -> dict:
             **bound}
 
 
-def arithmetic_floor(data: dict, repeats: int = 50) -> dict:
+def arithmetic_floor(data: dict, repeats: int = 50, compiled: bool = False, regularizer: bool = True) -> dict:
     """Seconds of one step's network arithmetic in eager PyTorch, without anything around it.
 
     The network of :func:`synthetic_model` with no bound (plain ``nn.Linear`` layers), forward and backward on
@@ -116,6 +116,10 @@ def arithmetic_floor(data: dict, repeats: int = 50) -> dict:
     logging. A training step that runs these operations in eager fp32 PyTorch cannot be faster than this
     median, so ``reference fit / (steps x floor)`` bounds the speed-up such an implementation reaches on this
     machine; going below it takes less arithmetic (fewer rows, a cheaper regularizer) or fused kernels.
+
+    ``compiled=True`` runs the main forward and backward through ``torch.compile`` (inductor; the regularizer's
+    double backward stays eager, which compiled graphs do not support) and adds ``compile_seconds``, the first
+    step's time, to the result. ``regularizer=False`` leaves the regularizer's pass out (the main pass alone).
     """
     from xcebra.models import Embedder, make_encoder
     from xcebra.regularizers import jacobian_penalty
@@ -128,6 +132,7 @@ def arithmetic_floor(data: dict, repeats: int = 50) -> dict:
     n_rows = 4 * model.batch_size
     n_regularized = min(model.regularizer_batch_size or model.batch_size, model.batch_size)
     coverage = torch.tensor([2.0, 2.0, 2.0, 1.0, 1.0, 1.0])
+    main_pass = torch.compile(embedder, dynamic=True) if compiled else embedder
 
     def one_step() -> None:
         # each distinct time point once, as the training step embeds them
@@ -135,19 +140,26 @@ def arithmetic_floor(data: dict, repeats: int = 50) -> dict:
         windows = neural.index_select(0, rows)[:, :, None]
         regularized = windows[:n_regularized].clone().requires_grad_(True)
         embedder.zero_grad(set_to_none=True)
-        stand_in_loss = embedder(windows)[:, 0].square().mean()
-        penalty = jacobian_penalty(embedder(regularized)[:, 0], regularized, row_weights=coverage, generator=generator)
-        (stand_in_loss + model.regularizer_weight * penalty).backward()
+        objective = main_pass(windows)[:, 0].square().mean()  # a stand-in for the losses
+        if regularizer:
+            penalty = jacobian_penalty(embedder(regularized)[:, 0], regularized, row_weights=coverage,
+                                       generator=generator)
+            objective = objective + model.regularizer_weight * penalty
+        objective.backward()
 
-    for _ in range(5):
+    start = time.perf_counter()
+    one_step()
+    first = time.perf_counter() - start
+    for _ in range(4):
         one_step()
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
         one_step()
         seconds.append(time.perf_counter() - start)
-    return {"rows": n_rows, "regularized_rows": n_regularized, "median_step_seconds": statistics.median(seconds),
-            "step_seconds": seconds}
+    result = {"rows": n_rows, "regularized_rows": n_regularized, "median_step_seconds": statistics.median(seconds),
+              "step_seconds": seconds}
+    return {**result, "compile_seconds": first} if compiled else result
 
 
 def step_seconds(model: xcebra.XCEBRA, data: dict, steps: int, warmup: int = 2) -> list[float]:
