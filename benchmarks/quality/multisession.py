@@ -24,6 +24,8 @@ Measured:
   decoder (the fresh fit has no shared space, so only its within-animal decoding is comparable).
 
     python -m benchmarks.quality.multisession --out benchmarks/results/multisession
+    python -m benchmarks.quality.multisession --seed 1 --quality-only --out benchmarks/results/multisession_seed1
+        # another model seed for both sides: decoding, AUC and consistency only (no timing, no adapt)
 
 Writes OUT/multisession.json, OUT/multisession.md and OUT/consistency.png.
 """
@@ -109,6 +111,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quality-only", action="store_true",
+                        help="decoding, AUC and consistency only: skip the step timings and adapt")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = parser.parse_args()
     import torch
@@ -149,6 +153,23 @@ def main() -> None:
         "step_seconds": {"multi": step_seconds(multi), "single_same_batch": step_seconds(singles[0])},
     }
     print(json.dumps({k: result[k] for k in ("cross_decoding", "auc")}, indent=1), flush=True)
+    if not args.quality_only:
+        timings_and_adapt(args, result, neural, positions, multi, multi_blocks, single_blocks, extra, out)
+    result["settings"] = {k: v for k, v in vars(args).items() if k != "out"}
+    result["machine"] = f"{platform.machine()}, {__import__('os').cpu_count()} cores, {args.threads} threads"
+    result["seconds"] = time.perf_counter() - started
+    (out / "multisession.json").write_text(json.dumps(result, indent=1))
+    (out / "multisession.md").write_text(markdown(result, args))
+    figure(result, out / "consistency.png")
+    print(f"wrote {out / 'multisession.md'} ({result['seconds'] / 60:.1f} min); mean consistency multi "
+          f"{consistency_summary(np.array(result['consistency']['multi'])):.3f}, single "
+          f"{consistency_summary(np.array(result['consistency']['single'])):.3f}")
+
+
+def timings_and_adapt(args, result, neural, positions, multi, multi_blocks, single_blocks, extra, out) -> None:
+    """The step timings and the adapt rows of ``result`` (everything but the quality measurements)."""
+    import xcebra
+
     # the same total batch in one recording: a short fit timed per step
     total = make_model(args, batch_size=args.batch_size * args.animals, steps=args.timing_steps)
     total.fit(neural[0], position=positions[0])
@@ -185,15 +206,6 @@ def main() -> None:
                                  "within_decoding": within_decoding(fresh_block, extra.position),
                                  "decoding_by_fitted_animals": cross_decoding(
                                      single_blocks + [fresh_block], positions + [extra.position])[-1]}}
-    result["settings"] = {k: v for k, v in vars(args).items() if k != "out"}
-    result["machine"] = f"{platform.machine()}, {__import__('os').cpu_count()} cores, {args.threads} threads"
-    result["seconds"] = time.perf_counter() - started
-    (out / "multisession.json").write_text(json.dumps(result, indent=1))
-    (out / "multisession.md").write_text(markdown(result, args))
-    figure(result, out / "consistency.png")
-    print(f"wrote {out / 'multisession.md'} ({result['seconds'] / 60:.1f} min); mean consistency multi "
-          f"{consistency_summary(np.array(result['consistency']['multi'])):.3f}, single "
-          f"{consistency_summary(np.array(result['consistency']['single'])):.3f}")
 
 
 def markdown(r: dict, args: argparse.Namespace) -> str:
@@ -201,7 +213,9 @@ def markdown(r: dict, args: argparse.Namespace) -> str:
 
     n = len(r["neurons"])
     command = (f"python -m benchmarks.quality.multisession --animals {args.animals} --duration {args.duration:g} "
-               f"--steps {args.steps} --batch-size {args.batch_size} --adapt-steps {args.adapt_steps} --out {args.out}")
+               f"--steps {args.steps} --batch-size {args.batch_size} --adapt-steps {args.adapt_steps}"
+               + (f" --seed {args.seed}" if args.seed else "") + (" --quality-only" if args.quality_only else "")
+               + f" --out {args.out}")
     lines = ["# One model on several animals (multi-session) against one model per animal", "",
              "Written by `benchmarks/quality/multisession.py`; command:", "", "```", command, "```", "",
              f"Machine: {r['machine']}; the whole run took {r['seconds'] / 60:.1f} min.", "",
@@ -224,8 +238,10 @@ def markdown(r: dict, args: argparse.Namespace) -> str:
               f"{np.round(r['within_decoding']['single'], 3).tolist()}.", "",
               f"Consistency of the behaviour blocks (mean off-diagonal R2): multi "
               f"{consistency_summary(np.array(r['consistency']['multi'])):.3f}, single "
-              f"{consistency_summary(np.array(r['consistency']['single'])):.3f} (figure: consistency.png).", "",
-              f"Time per step (median): multi-session {s['multi']:.3f} s ({s['multi_timed_again']:.3f} s in a "
+              f"{consistency_summary(np.array(r['consistency']['single'])):.3f} (figure: consistency.png).", ""]
+    if "adapt" not in r:  # --quality-only
+        return "\n".join(lines)
+    lines += [f"Time per step (median): multi-session {s['multi']:.3f} s ({s['multi_timed_again']:.3f} s in a "
               f"{args.timing_steps}-step rerun); one animal with the same total batch ({n} x {args.batch_size}) "
               f"{s['single_total_batch']:.3f} s; one recording as long as all {n} together (their first neurons "
               f"concatenated in time) with that batch {s['single_total_length']:.3f} s; one animal with "
