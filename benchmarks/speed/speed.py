@@ -111,7 +111,7 @@ def arithmetic_floor(data: dict, repeats: int = 50, compiled: bool = False, regu
 
     The network of :func:`synthetic_model` with no bound (plain ``nn.Linear`` layers), forward and backward on
     the distinct rows among as many random time points as a step draws (reference, negative and one positive
-    per objective: 4 x batch) plus the Jacobian regularizer's pass on its rows (forward, vector-Jacobian
+    per objective: (2 + objectives) x batch) plus the Jacobian regularizer's pass on its rows (forward, vector-Jacobian
     product and its double backward): no sampling, no InfoNCE, no optimizer, no spectral normalisation, no
     logging. A training step that runs these operations in eager fp32 PyTorch cannot be faster than this
     median, so ``reference fit / (steps x floor)`` bounds the speed-up such an implementation reaches on this
@@ -127,11 +127,15 @@ def arithmetic_floor(data: dict, repeats: int = 50, compiled: bool = False, regu
     model = synthetic_model()
     neural = torch.from_numpy(np.asarray(data["neural"], dtype=np.float32))
     encoder = make_encoder(model.model, neural.shape[1], model.hidden_units, model.output_dim)
-    embedder = Embedder(encoder, [("behavior", slice(0, 3)), ("time", slice(3, 6))], [False, False])
+    # the regularizer's row weights: how many objectives see each embedding dimension, as in training
+    coverage = torch.zeros(model.output_dim)
+    for objective in model.objectives:
+        coverage[slice(*objective.dims)] += 1
+    # the blocks' layout does not change the arithmetic (euclidean: no normalisation), only the width does
+    embedder = Embedder(encoder, [("embedding", slice(0, model.output_dim))], [False])
     generator = torch.Generator().manual_seed(0)
-    n_rows = 4 * model.batch_size
+    n_rows = (2 + len(model.objectives)) * model.batch_size
     n_regularized = min(model.regularizer_batch_size or model.batch_size, model.batch_size)
-    coverage = torch.tensor([2.0, 2.0, 2.0, 1.0, 1.0, 1.0])
     main_pass = torch.compile(embedder, dynamic=True) if compiled else embedder
 
     def one_step() -> None:
