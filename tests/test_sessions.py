@@ -1,5 +1,5 @@
-"""Multi-session fitting: cross-session sampling, the shared-trunk model, fit / transform / attribution_map per
-session, adapt, save and load (xcebra.session_sampling, xcebra.session_models, xcebra.training.sessions,
+"""Multi-session fitting: cross-session sampling, the shared-trunk and separate-encoder models, fit / transform /
+attribution_map per session, adapt, save and load (xcebra.session_sampling, xcebra.session_models, xcebra.training.sessions,
 xcebra.estimators.sessions)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sklearn.metrics import r2_score
 
 from xcebra import Objective, XCEBRA
 from xcebra.sampling import BatchSampler, DeltaNormal, Discrete, Domain, TimeOffset
-from xcebra.session_models import make_session_embedders
+from xcebra.session_models import make_session_embedders, new_session_embedder
 from xcebra.session_sampling import LabelAnchors, SessionSampler
 
 
@@ -159,6 +159,32 @@ def test_sessions_share_every_layer_but_the_first():
         assert torch.equal(a, b), name
 
 
+def test_separate_encoders_share_no_layer_and_register_each_weight_once():
+    blocks = [("a", slice(0, 3)), ("b", slice(3, 6))]
+    networks = make_session_embedders("offset10", [7, 11], 16, 6, blocks, [True, True], lipschitz=4.0, seed=0,
+                                      share_trunk=False)
+    first, second = networks[0].encoder.net, networks[1].encoder.net
+    assert not networks.share_trunk and len(networks.trunk) == 0
+    assert first[0].in_channels == 7 and second[0].in_channels == 11
+    assert all(a is not b for a, b in zip(first, second))
+    n_params = sum(p.numel() for p in networks.parameters())
+    assert n_params == sum(p.numel() for p in first.parameters()) + sum(p.numel() for p in second.parameters())
+    # the second session's trunk is initialised afresh, not copied from the first's
+    state = networks.state_dict()
+    trunk_keys = [k[len("inputs.0."):] for k in state if k.startswith("inputs.0.") and not k.startswith("inputs.0.0.")
+                  and k.endswith("original")]
+    assert trunk_keys and not any(torch.equal(state[f"inputs.0.{k}"], state[f"inputs.1.{k}"]) for k in trunk_keys)
+    again = make_session_embedders("offset10", [7, 11], 16, 6, blocks, [True, True], lipschitz=4.0, seed=0,
+                                   share_trunk=False)
+    for (name, a), b in zip(networks.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name
+    shared = make_session_embedders("offset10", [7, 11], 16, 6, blocks, [True, True], seed=0)
+    with pytest.raises(ValueError, match="shares a layer with another session"):
+        type(networks)([shared[0], shared[1]], share_trunk=False)
+    with pytest.raises(ValueError, match="does not share the trunk"):
+        type(networks)([networks[0], networks[1]], share_trunk=True)
+
+
 # ---------------------------------------------------------------------------------------------- estimator
 def test_fit_transform_and_maps_per_session(fitted, sessions):
     neural, position = sessions
@@ -208,11 +234,15 @@ def test_batch_size_must_fit_every_session(sessions):
         _model(batch_size=150).fit([neural[0], neural[1][:140]], position=[position[0], position[1][:140]])
 
 
-def test_save_load_round_trip_keeps_every_session_and_the_anchors(fitted, sessions, tmp_path):
+@pytest.mark.parametrize("share_trunk", [True, False])
+def test_save_load_round_trip_keeps_every_session_and_the_anchors(fitted, sessions, tmp_path, share_trunk):
     neural, position = sessions
+    if not share_trunk:
+        fitted = _model(max_steps=5, share_trunk=False).fit(neural, position=position)
     path = tmp_path / "sessions.xcebra"
     fitted.save(path)
     loaded = XCEBRA.load(path)
+    assert loaded.share_trunk == share_trunk and loaded.sessions_.share_trunk == share_trunk
     assert loaded.n_features_in_ == fitted.n_features_in_ and loaded.n_sessions_ == 3
     assert loaded.min_separation_ == fitted.min_separation_
     for s, x in enumerate(neural):
@@ -235,10 +265,10 @@ def test_load_refuses_a_file_whose_session_counts_disagree_with_its_weights(fitt
         XCEBRA.load(tmp_path / "bad.xcebra")
 
 
-@pytest.mark.parametrize("loss", ["cosine", "euclidean"])
-def test_adapt_trains_a_new_input_layer_and_leaves_the_shared_model_bit_identical(sessions, loss):
+@pytest.mark.parametrize("loss, share_trunk", [("cosine", True), ("euclidean", True), ("euclidean", False)])
+def test_adapt_trains_a_new_input_layer_and_leaves_the_shared_model_bit_identical(sessions, loss, share_trunk):
     neural, position = sessions
-    model = _model(loss=loss, max_steps=20).fit(neural[:2], position=position[:2])
+    model = _model(loss=loss, max_steps=20, share_trunk=share_trunk).fit(neural[:2], position=position[:2])
     if loss == "euclidean":
         assert model.lipschitz_ is not None  # the bounded default: its power-iteration buffers must not move
     before = {k: v.clone() for k, v in model.sessions_.state_dict().items()}
@@ -250,6 +280,19 @@ def test_adapt_trains_a_new_input_layer_and_leaves_the_shared_model_bit_identica
         assert torch.equal(after[key], value), key
     assert any(k.startswith("inputs.2.") for k in after)
     assert all(p.requires_grad for p in model.sessions_.parameters())
+    new = model.sessions_[2].encoder.net
+    with torch.random.fork_rng(devices=[]):  # the new session's initial weights, as adapt draws them
+        torch.manual_seed(3)
+        initial = new_session_embedder(model.sessions_[0], "offset1", 24, 32, 6, model.lipschitz_, model.output_clip_,
+                                       share_trunk=share_trunk).encoder.net
+    trained = [n for n, _ in new.named_parameters()]
+    moved = [n for n, a in zip(trained, initial.parameters()) if not torch.equal(dict(new.named_parameters())[n], a)]
+    if share_trunk:  # only the input layer is new and trained; the trunk is session 0's
+        assert all(a is b for a, b in zip(new[1:], model.sessions_[0].encoder.net[1:]))
+        assert moved and all(n.startswith("0.") for n in moved)
+    else:  # a whole encoder of its own, trained in every layer
+        assert all(a is not b for a, b in zip(new, model.sessions_[0].encoder.net))
+        assert {n.split(".")[0] for n in moved} == {n.split(".")[0] for n in trained}
     for s, x in enumerate(neural[:2]):
         np.testing.assert_array_equal(model.transform(x, session=s), embeddings[s])
     assert model.transform(neural[2], session=2).shape == (len(neural[2]), 6)

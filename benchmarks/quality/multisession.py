@@ -26,6 +26,13 @@ Measured:
     python -m benchmarks.quality.multisession --out benchmarks/results/multisession
     python -m benchmarks.quality.multisession --seed 1 --quality-only --out benchmarks/results/multisession_seed1
         # another model seed for both sides: decoding, AUC and consistency only (no timing, no adapt)
+    python -m benchmarks.quality.multisession --share-trunk no --reuse-single benchmarks/results/multisession \
+        --out benchmarks/results/multisession_separate
+        # separate encoders per animal; the single-animal side is read from an earlier run of the same settings
+
+``--reuse-single DIR`` takes every single-animal figure (decoding, AUC, consistency, the single fit's step, the
+fifth animal's fresh fit) from ``DIR/multisession.json`` instead of refitting, after checking that its data,
+steps, batch, learning rate, seed and map size are the same; only the multi-session side is fitted.
 
 Writes OUT/multisession.json, OUT/multisession.md and OUT/consistency.png.
 """
@@ -46,6 +53,9 @@ DEFAULT_OUT = RESULTS / "multisession"
 HYPOTHESIS = {"behavior": ["grid", "place"]}
 
 
+SINGLE_SIDE_SETTINGS = ("animals", "duration", "steps", "batch_size", "learning_rate", "num_samples", "seed", "data_seed")
+
+
 def make_model(args: argparse.Namespace, batch_size: int | None = None, steps: int | None = None):
     import xcebra
 
@@ -54,7 +64,8 @@ def make_model(args: argparse.Namespace, batch_size: int | None = None, steps: i
     return xcebra.XCEBRA(objectives, model="offset10", hidden_units=256, output_dim=14, loss="cosine", temperature=1.0,
                          batch_size=batch_size or args.batch_size, max_steps=steps or args.steps,
                          learning_rate=args.learning_rate, regularizer_weight=0.1, regularizer_ramp="auto",
-                         random_state=args.seed, verbose=False, num_threads=args.threads)
+                         random_state=args.seed, verbose=False, num_threads=args.threads,
+                         share_trunk=args.share_trunk == "yes")
 
 
 def behaviour(model, neural, session=None) -> np.ndarray:
@@ -113,6 +124,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quality-only", action="store_true",
                         help="decoding, AUC and consistency only: skip the step timings and adapt")
+    parser.add_argument("--share-trunk", choices=("yes", "no"), default="yes",
+                        help="multi-session layout: one input layer per animal and a shared trunk (yes), or a whole "
+                             "encoder per animal (no)")
+    parser.add_argument("--reuse-single", default=None, metavar="DIR",
+                        help="read the single-animal side from DIR/multisession.json (same settings) instead of fitting")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = parser.parse_args()
     import torch
@@ -131,30 +147,41 @@ def main() -> None:
     positions = [a.position for a in animals]
     print("neurons per animal:", [x.shape[1] for x in neural], "extra:", extra.spikes.shape[1], flush=True)
 
+    reused = read_single_side(args, [int(x.shape[1]) for x in neural]) if args.reuse_single else None
     multi = make_model(args).fit(neural, position=positions)
     print(f"multi-session fit: {time.perf_counter() - started:.0f} s", flush=True)
-    singles = [make_model(args).fit(x, position=p) for x, p in zip(neural, positions)]
-    print(f"single fits done: {time.perf_counter() - started:.0f} s", flush=True)
-
     multi_blocks = [behaviour(multi, x, s) for s, x in enumerate(neural)]
-    single_blocks = [behaviour(m, x) for m, x in zip(singles, neural)]
     result = {
         "neurons": [int(x.shape[1]) for x in neural],
         "cell_mix": [{t: int(np.sum(a.cell_types == t)) for t in ("grid", "place", "head_direction", "speed")}
                      for a in animals],
-        "cross_decoding": {"multi": cross_decoding(multi_blocks, positions),
-                           "single": cross_decoding(single_blocks, positions)},
-        "within_decoding": {"multi": [within_decoding(b, p) for b, p in zip(multi_blocks, positions)],
-                            "single": [within_decoding(b, p) for b, p in zip(single_blocks, positions)]},
-        "auc": {"multi": [hypothesis_auc(multi, x, a.cell_types, args, s) for s, (x, a) in enumerate(zip(neural, animals))],
-                "single": [hypothesis_auc(m, x, a.cell_types, args) for m, x, a in zip(singles, neural, animals)]},
-        "consistency": {"multi": block_consistency(multi, neural, positions, label_name="position").tolist(),
-                        "single": session_consistency(single_blocks, positions).tolist()},
-        "step_seconds": {"multi": step_seconds(multi), "single_same_batch": step_seconds(singles[0])},
+        "cross_decoding": {"multi": cross_decoding(multi_blocks, positions)},
+        "within_decoding": {"multi": [within_decoding(b, p) for b, p in zip(multi_blocks, positions)]},
+        "auc": {"multi": [hypothesis_auc(multi, x, a.cell_types, args, s) for s, (x, a) in enumerate(zip(neural, animals))]},
+        "consistency": {"multi": block_consistency(multi, neural, positions, label_name="position").tolist()},
+        "step_seconds": {"multi": step_seconds(multi)},
     }
+    single_blocks = None
+    if reused is None:
+        singles = [make_model(args).fit(x, position=p) for x, p in zip(neural, positions)]
+        print(f"single fits done: {time.perf_counter() - started:.0f} s", flush=True)
+        single_blocks = [behaviour(m, x) for m, x in zip(singles, neural)]
+        result["cross_decoding"]["single"] = cross_decoding(single_blocks, positions)
+        result["within_decoding"]["single"] = [within_decoding(b, p) for b, p in zip(single_blocks, positions)]
+        result["auc"]["single"] = [hypothesis_auc(m, x, a.cell_types, args) for m, x, a in zip(singles, neural, animals)]
+        result["consistency"]["single"] = session_consistency(single_blocks, positions).tolist()
+        result["step_seconds"]["single_same_batch"] = step_seconds(singles[0])
+    else:
+        for key in ("cross_decoding", "within_decoding", "auc", "consistency"):
+            result[key]["single"] = reused[key]["single"]
+        result["step_seconds"]["single_same_batch"] = reused["step_seconds"]["single_same_batch"]
     print(json.dumps({k: result[k] for k in ("cross_decoding", "auc")}, indent=1), flush=True)
     if not args.quality_only:
-        timings_and_adapt(args, result, neural, positions, multi, multi_blocks, single_blocks, extra, out)
+        fresh = (reused or {}).get("adapt", {}).get("fresh")
+        if reused is not None and fresh is None:
+            raise SystemExit(f"--reuse-single {args.reuse_single} has no adapt rows (a --quality-only run); "
+                             "run with --quality-only too, or reuse a full run")
+        timings_and_adapt(args, result, neural, positions, multi, multi_blocks, single_blocks, extra, out, fresh)
     result["settings"] = {k: v for k, v in vars(args).items() if k != "out"}
     result["machine"] = f"{platform.machine()}, {__import__('os').cpu_count()} cores, {args.threads} threads"
     result["seconds"] = time.perf_counter() - started
@@ -166,8 +193,22 @@ def main() -> None:
           f"{consistency_summary(np.array(result['consistency']['single'])):.3f}")
 
 
-def timings_and_adapt(args, result, neural, positions, multi, multi_blocks, single_blocks, extra, out) -> None:
-    """The step timings and the adapt rows of ``result`` (everything but the quality measurements)."""
+def read_single_side(args: argparse.Namespace, neurons: list[int]) -> dict:
+    """The earlier result in ``--reuse-single``, once its single-animal side was measured with these settings."""
+    path = Path(args.reuse_single) / "multisession.json"
+    earlier = json.loads(path.read_text())
+    differ = {k: (earlier["settings"].get(k), getattr(args, k)) for k in SINGLE_SIDE_SETTINGS
+              if earlier["settings"].get(k) != getattr(args, k)}
+    if differ or earlier["neurons"] != neurons:
+        raise SystemExit(f"--reuse-single {path}: its single-animal side was measured with other settings "
+                         f"(earlier, now): {differ or {'neurons': (earlier['neurons'], neurons)}}")
+    return earlier
+
+
+def timings_and_adapt(args, result, neural, positions, multi, multi_blocks, single_blocks, extra, out,
+                      reused_fresh: dict | None = None) -> None:
+    """The step timings and the adapt rows of ``result`` (everything but the quality measurements); the fifth
+    animal's fresh fit is read from ``reused_fresh`` when given (``--reuse-single``)."""
     import xcebra
 
     # the same total batch in one recording: a short fit timed per step
@@ -181,7 +222,7 @@ def timings_and_adapt(args, result, neural, positions, multi, multi_blocks, sing
     result["step_seconds"]["multi_timed_again"] = step_seconds(
         make_model(args, steps=args.timing_steps).fit(neural, position=positions))
 
-    fresh = make_model(args).fit(extra.spikes, position=extra.position)
+    fresh = None if reused_fresh is not None else make_model(args).fit(extra.spikes, position=extra.position)
     decoder_blocks, decoder_positions = multi_blocks, positions
     adapt_rows = []
     for steps in [int(s) for s in args.adapt_steps.split(",")]:
@@ -200,6 +241,9 @@ def timings_and_adapt(args, result, neural, positions, multi, multi_blocks, sing
                            "decoding_by_fitted_animals": scores[-1],
                            "within_decoding": within_decoding(block, extra.position)})
     (out / "multi.xcebra").unlink(missing_ok=True)
+    if reused_fresh is not None:
+        result["adapt"] = {"neurons": int(extra.spikes.shape[1]), "rows": adapt_rows, "fresh": reused_fresh}
+        return
     fresh_block = behaviour(fresh, extra.spikes)
     result["adapt"] = {"neurons": int(extra.spikes.shape[1]), "rows": adapt_rows,
                        "fresh": {"steps": args.steps, "auc": hypothesis_auc(fresh, extra.spikes, extra.cell_types, args),
@@ -215,14 +259,19 @@ def markdown(r: dict, args: argparse.Namespace) -> str:
     command = (f"python -m benchmarks.quality.multisession --animals {args.animals} --duration {args.duration:g} "
                f"--steps {args.steps} --batch-size {args.batch_size} --adapt-steps {args.adapt_steps}"
                + (f" --seed {args.seed}" if args.seed else "") + (" --quality-only" if args.quality_only else "")
-               + f" --out {args.out}")
+               + (" --share-trunk no" if args.share_trunk == "no" else "")
+               + (f" --reuse-single {args.reuse_single}" if args.reuse_single else "") + f" --out {args.out}")
     lines = ["# One model on several animals (multi-session) against one model per animal", "",
              "Written by `benchmarks/quality/multisession.py`; command:", "", "```", command, "```", "",
              f"Machine: {r['machine']}; the whole run took {r['seconds'] / 60:.1f} min.", "",
              f"{n} RatInABox animals of {args.duration:g} s (animal 0 on the real rat path), neurons "
              f"{r['neurons']}; model offset10, 256 hidden units, 14 dims, behaviour block 0:4 on position, time "
              f"objective (offset 10), cosine; {args.steps} steps and {args.batch_size} references per session and "
-             f"step, for the multi-session fit and for each single-animal fit.", "",
+             f"step, for the multi-session fit and for each single-animal fit. Multi-session layout: "
+             + ("one input layer per animal and a shared trunk." if args.share_trunk == "yes" else
+                "a whole encoder per animal (no shared layer).")
+             + (f" The single-animal columns are read from `{args.reuse_single}` (same data and settings)."
+                if args.reuse_single else ""), "",
              "| animal | grid / place / head direction / speed | cross-session kNN R2, multi | single | "
              "hypothesis AUC (ing-block), multi | single | gain |", "|---|---|---|---|---|---|---|"]
     for i in range(n):

@@ -54,6 +54,7 @@ PARAMETER_CONSTRAINTS = {
     "precision": (lambda v: v in ("fp32", "bf16"), "one of 'fp32', 'bf16'"),
     "lipschitz": (lambda v: v is None or v == "auto" or is_real(v, 0, strict=True), "'auto', None or a float > 0"),
     "output_clip": (lambda v: v is None or is_real(v, 0, strict=True), "None or a float > 0"),
+    "share_trunk": (lambda v: isinstance(v, bool), "a bool"),
 }
 
 

@@ -29,7 +29,7 @@ __all__ = ["MODEL_FORMAT", "MODEL_FORMAT_VERSION", "MAX_OBJECTIVES_IN_FILE", "sa
 MODEL_FORMAT = "xcebra-model"
 MODEL_FORMAT_VERSION = 1
 #: hyper-parameters introduced after format version 1, with the value older files imply
-_ADDED_PARAMETERS = {"precision": "fp32", "lipschitz": None, "output_clip": None}
+_ADDED_PARAMETERS = {"precision": "fp32", "lipschitz": None, "output_clip": None, "share_trunk": True}
 #: a model file declaring more objectives than this is refused (the layout check is quadratic in their number)
 MAX_OBJECTIVES_IN_FILE = 1024
 #: errors that mean "this header does not describe a model"; each becomes one ValueError naming the file
@@ -39,8 +39,8 @@ _MALFORMED = (KeyError, TypeError, ValueError, RuntimeError, IndexError, Attribu
 def save_model(estimator: Any, path: str | os.PathLike) -> None:
     """Write a fitted XCEBRA to ``path``: its weights, temperatures and log as tensors, the rest in the header.
 
-    A multi-session model stores each weight once (``model.inputs.<s>.*`` per session, ``model.trunk.*``
-    shared), its anchors (``anchors.embedding``, ``anchors.session``, ``anchors.label.<name>``) and, in the
+    A multi-session model stores each weight once (``model.inputs.<s>.*`` per session: its input layer, or
+    its whole network for separate encoders; ``model.trunk.*`` shared, if any), its anchors (``anchors.embedding``, ``anchors.session``, ``anchors.label.<name>``) and, in the
     header, ``n_sessions`` and one neuron count per session in ``n_features_in``.
     """
     sessions = getattr(estimator, "sessions_", None)
@@ -153,7 +153,8 @@ def _check_weights(model: Any, tensors: dict, header: dict) -> dict[str, torch.T
             else:
                 layout = validate_params(model)
                 skeleton = make_session_embedders(model.model, n_features, model.hidden_units, model.output_dim,
-                                                  layout.blocks, layout.normalized, *resolved_bound(model))
+                                                  layout.blocks, layout.normalized, *resolved_bound(model),
+                                                  share_trunk=model.share_trunk)
                 expected = dict(skeleton.state_dict())
     except (RuntimeError, ValueError, OverflowError, MemoryError) as error:
         raise ValueError(f"its declared sizes cannot describe a model ({error})") from None
@@ -192,7 +193,8 @@ def _from_file(cls: type, tensors: dict, header: dict, device: Any) -> Any:
     layout = validate_params(model)  # now cheap: output_dim matches a stored weight
     embedder, heads = build_networks(model, layout, header["n_features_in"], 0) if _n_sessions(header) is None else (
         make_session_embedders(model.model, header["n_features_in"], model.hidden_units, model.output_dim,
-                               layout.blocks, layout.normalized, *resolved_bound(model)), build_heads(model))
+                               layout.blocks, layout.normalized, *resolved_bound(model),
+                               share_trunk=model.share_trunk), build_heads(model))
     embedder.load_state_dict(weights, strict=True)
     for head in heads:
         value = tensors[f"temperature.{head.name}"]

@@ -1,7 +1,8 @@
 """Multi-session fitting for ``XCEBRA``: ``fit`` on a list of recordings, ``adapt`` to a new one, the anchors.
 
 Functions of the estimator rather than methods, so that :mod:`.xcebra` keeps the front door only. The
-model they build (:mod:`xcebra.session_models`): one input layer per session, every later layer shared;
+model they build (:mod:`xcebra.session_models`): one input layer per session and every later layer shared,
+or one encoder per session (``share_trunk``);
 the batches (:mod:`xcebra.session_sampling`): label-driven positives across sessions, time positives
 within; the step (:mod:`xcebra.training.sessions`).
 """
@@ -107,7 +108,8 @@ def fit_session_list(estimator: Any, neural: Sequence[Any], y: Any, labels: dict
     seed = estimator.random_state if estimator.random_state is not None else secrets.randbelow(2 ** 31)
     lipschitz, clip = resolved_bound(estimator)
     embedders = make_session_embedders(estimator.model, [d.n_neurons for d in datas], estimator.hidden_units,
-                                       estimator.output_dim, layout.blocks, layout.normalized, lipschitz, clip, seed)
+                                       estimator.output_dim, layout.blocks, layout.normalized, lipschitz, clip, seed,
+                                       share_trunk=estimator.share_trunk)
     heads = build_heads(estimator)
     generator = torch.Generator().manual_seed(seed)
     samplers = [make_sampler(estimator, d, embedders[s], generator) for s, d in enumerate(datas)]
@@ -177,7 +179,8 @@ def _scaled_ramp(estimator: Any, steps: int) -> tuple[int, int] | None:
 
 def adapt_new_session(estimator: Any, neural: Any, y: Any, labels: dict, max_steps: int | None,
                       random_state: int | None) -> int:
-    """``XCEBRA.adapt``: a new input layer for ``neural`` trained against the frozen model; returns its session index."""
+    """``XCEBRA.adapt``: a new input layer (shared trunk) or encoder (separate encoders) for ``neural``, trained
+    against the frozen model; returns its session index."""
     if not hasattr(estimator, "sessions_"):
         raise ValueError("adapt needs a multi-session model (fitted with fit([neural_1, ...], label=[...]) or "
                          "loaded from one); this model was fitted on a single recording")
@@ -197,8 +200,9 @@ def adapt_new_session(estimator: Any, neural: Any, y: Any, labels: dict, max_ste
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         embedder = new_session_embedder(sessions[0], estimator.model, data.n_neurons, estimator.hidden_units,
-                                        estimator.output_dim, estimator.lipschitz_, estimator.output_clip_)
-    embedder.encoder.net[0].to(device)
+                                        estimator.output_dim, estimator.lipschitz_, estimator.output_clip_,
+                                        share_trunk=sessions.share_trunk)
+    sessions.trained_part(embedder).to(device)
     generator = torch.Generator().manual_seed(seed)
     sampler = make_sampler(estimator, data, embedder, generator)
     _check_batch(estimator, [sampler], [data])
@@ -210,7 +214,8 @@ def adapt_new_session(estimator: Any, neural: Any, y: Any, labels: dict, max_ste
     plan = TrainingPlan(**{**base.__dict__, "max_steps": steps, "regularizer_ramp": _scaled_ramp(estimator, steps)})
     anchor_embedding = torch.from_numpy(estimator.anchors_["embedding"])
     log = adapt_session(embedder, estimator._heads, adapt_sampler, data.tensor(device), anchor_embedding, plan,
-                        coverage=estimator.layout_.coverage, generator=generator, verbose=estimator.verbose)
+                        coverage=estimator.layout_.coverage, generator=generator, verbose=estimator.verbose,
+                        share_trunk=sessions.share_trunk)
     sessions.append(embedder)
     for objective, distribution in zip(estimator.objectives, sampler.distributions):
         if objective.name in estimator.min_separation_:

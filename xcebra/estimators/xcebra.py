@@ -117,6 +117,14 @@ class XCEBRA(EmbeddingEstimator):
         as the reference package's bounded euclidean models do (``offset1-model-mse-clip-5-5`` is
         ``output_clip=5.0``). ``None``: no clip. A coordinate held at the clip has zero gradient there,
         so its attribution is zero at those time points.
+    share_trunk : bool, default True
+        Multi-session fits only (``fit`` on a list of recordings; ignored for one recording). True: each
+        session has its own input layer (neurons -> hidden units) and every later layer is one network
+        shared by all sessions, so ``adapt`` trains only a new input layer. False: each session has a
+        whole encoder of its own, as the reference package's multi-session models do, and the sessions
+        meet only in the embedding space, through the label-driven positives drawn across sessions;
+        ``adapt`` then trains a whole new encoder against the fitted sessions' anchors. Which layout ranks
+        each animal's cells better is measured in the docs (results, "Many animals in one model").
 
     Attributes
     ----------
@@ -132,7 +140,8 @@ class XCEBRA(EmbeddingEstimator):
         :class:`xcebra.diagnostics.EmbeddingGrowthWarning` when its embedding inflated.
     n_features_in_ : int, number of neurons seen in fit; a tuple of one count per session for a multi-session fit.
     sessions_ : :class:`xcebra.session_models.SessionEmbedders`, multi-session fits only (instead of ``encoder_``):
-        one input layer per session, the later layers shared; ``n_sessions_`` their number.
+        one input layer per session and the later layers shared, or one encoder per session (``share_trunk``);
+        ``n_sessions_`` their number.
     anchors_ : dict, multi-session fits only: up to 2,000 labelled embeddings per fitted session
         (``"embedding"`` (K, output_dim), ``"session"`` (K,), ``"labels"`` {name: (K,) or (K, d)}), the targets
         of :meth:`adapt`; ``adapt_logs_`` {session index: log} the logs of the adapted sessions.
@@ -165,7 +174,7 @@ class XCEBRA(EmbeddingEstimator):
                  regularizer_projections: int = 1, regularizer_exact: bool = False,
                  random_state: int | None = None, device: Any = "auto", num_threads: int | None = None,
                  verbose: bool = True, precision: str = "fp32", lipschitz: float | str | None = "auto",
-                 output_clip: float | None = None):
+                 output_clip: float | None = None, share_trunk: bool = True):
         self.objectives = objectives
         self.model = model
         self.hidden_units = hidden_units
@@ -189,6 +198,7 @@ class XCEBRA(EmbeddingEstimator):
         self.precision = precision
         self.lipschitz = lipschitz
         self.output_clip = output_clip
+        self.share_trunk = share_trunk
 
     # ------------------------------------------------------------------ checks and building blocks
     # thin methods over ._params and ._build, kept because xcebra.parallel and xcebra.significance call them
@@ -213,7 +223,8 @@ class XCEBRA(EmbeddingEstimator):
     def _new_sessions(self) -> SessionEmbedders:
         layout = self.layout_
         return make_session_embedders(self.model, self.n_features_in_, self.hidden_units, self.output_dim,
-                                      layout.blocks, layout.normalized, *resolved_bound(self))
+                                      layout.blocks, layout.normalized, *resolved_bound(self),
+                                      share_trunk=self.share_trunk)
 
     # ------------------------------------------------------------------ fit
     def fit(self, neural: NeuralArray, y: Any = None, *, checkpoint_dir: str | os.PathLike | None = None,

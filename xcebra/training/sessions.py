@@ -14,9 +14,10 @@ land in it are embedded by that session's encoder (one pass per session, each di
 The Jacobian regularizer is each session's penalty on its first ``regularizer_batch_size / S`` references
 (at least one), averaged over sessions.
 
-Adapt step (:class:`AdaptTask`): only the new session's input layer is trained; the shared trunk stays in
-evaluation mode, so its weights, and the spectral normalisation's power-iteration vectors of a bounded
-encoder, are left bit for bit as they were. A label-driven objective's positive is, with probability
+Adapt step (:class:`AdaptTask`): on a shared trunk only the new session's input layer is trained; the
+trunk stays in evaluation mode, so its weights, and the spectral normalisation's power-iteration vectors
+of a bounded encoder, are left bit for bit as they were. With separate encoders the new session's whole
+encoder is trained, and no fitted session's weight takes part in the step. A label-driven objective's positive is, with probability
 ``S / (S + 1)``, one of the frozen model's anchors (labelled embeddings of the fitted sessions, fixed
 tensors), and its negatives are the new session's negatives and as many anchors.
 """
@@ -175,23 +176,27 @@ class SessionTask(_StepBase):
 
 
 class AdaptTask(_StepBase):
-    """One ``adapt`` step (see the module docstring): trains ``embedder``'s input layer only.
+    """One ``adapt`` step (see the module docstring): trains ``embedder``'s input layer, or all of it.
 
     Parameters
     ----------
-    embedder : the new session's network; its layers after the first are the frozen shared trunk.
+    embedder : the new session's network; with ``share_trunk`` its layers after the first are the frozen
+        shared trunk.
     heads : one per objective (their temperatures are fixed: the criterion has no trainable part here).
     sampler : :class:`xcebra.session_sampling.AdaptSampler`.
     neural : (T, N) float32 tensor of the new session.
     anchor_embedding : (K, D) float32 tensor, the anchors' embeddings (fixed).
     plan, coverage, generator : as for :class:`SessionTask`.
+    share_trunk : bool, default True
+        Train the input layer only (the rest is the frozen shared trunk); False: train the whole encoder.
     """
 
     def __init__(self, embedder, heads: Sequence[LossHead], sampler: AdaptSampler, neural: torch.Tensor,
                  anchor_embedding: torch.Tensor, plan: TrainingPlan, coverage: Sequence[int],
-                 generator: torch.Generator):
+                 generator: torch.Generator, share_trunk: bool = True):
         self.embedder, self.heads, self.sampler, self.neural, self.plan = embedder, list(heads), sampler, neural, plan
-        self.model = embedder.encoder.net[0]  # only the input layer is trained (and checkpointed)
+        net = embedder.encoder.net
+        self.model = net[0] if share_trunk else net  # what is trained (and checkpointed)
         self.criterion = torch.nn.ModuleList()
         self.anchors = anchor_embedding.to(neural.device)
         self.generator = generator
@@ -200,7 +205,7 @@ class AdaptTask(_StepBase):
         self.reg_size = sampler.batch_size if plan.regularizer_batch_size is None else min(
             plan.regularizer_batch_size, sampler.batch_size)
         self.coverage = torch.as_tensor(coverage, dtype=torch.float32, device=neural.device)
-        self.trunk = list(embedder.encoder.net[1:])
+        self.trunk = list(net[1:]) if share_trunk else []
         self._trunk_grad = [(p, p.requires_grad) for m in self.trunk for p in m.parameters()]
         for p, _ in self._trunk_grad:  # frozen: no gradient is computed for the shared weights
             p.requires_grad_(False)
@@ -250,7 +255,7 @@ def fit_sessions(embedders: SessionEmbedders, heads: Sequence[LossHead], sampler
                  neural: Sequence[torch.Tensor], plan: TrainingPlan, *, coverage: Sequence[int],
                  generator: torch.Generator, verbose: bool = True, checkpoint_dir: str | os.PathLike | None = None,
                  fingerprint: str = "") -> dict[str, np.ndarray]:
-    """Train every session's encoder and the shared trunk in place; return the log (per-step arrays).
+    """Train every session's encoder (and the shared trunk, if any) in place; return the log (per-step arrays).
 
     Same contract as :func:`xcebra.training.contrastive.fit` (log keys, divergence, checkpoints), for S
     sessions: ``neural`` holds S tensors (T_s, N_s) and ``sampler`` draws every session's batch.
@@ -262,9 +267,10 @@ def fit_sessions(embedders: SessionEmbedders, heads: Sequence[LossHead], sampler
 
 def adapt_session(embedder, heads: Sequence[LossHead], sampler: AdaptSampler, neural: torch.Tensor,
                   anchor_embedding: torch.Tensor, plan: TrainingPlan, *, coverage: Sequence[int],
-                  generator: torch.Generator, verbose: bool = True) -> dict[str, np.ndarray]:
-    """Train the input layer of ``embedder`` (a new session on the frozen trunk) in place; return the log."""
-    task = AdaptTask(embedder, heads, sampler, neural, anchor_embedding, plan, coverage, generator)
+                  generator: torch.Generator, verbose: bool = True, share_trunk: bool = True) -> dict[str, np.ndarray]:
+    """Train ``embedder`` (a new session) in place against the frozen model: its input layer on the frozen
+    shared trunk, or (``share_trunk=False``) its whole encoder; return the log."""
+    task = AdaptTask(embedder, heads, sampler, neural, anchor_embedding, plan, coverage, generator, share_trunk)
     try:
         return run(task, plan, generator=generator, verbose=verbose, desc="xcebra adapt")
     finally:
