@@ -106,10 +106,6 @@ class SessionEmbedders(nn.Module):
         self.inputs.append(embedder.encoder.net[0] if self.share_trunk else embedder.encoder.net)
         self._embedders.append(embedder)
 
-    def trained_part(self, embedder: Embedder) -> nn.Module:
-        """What ``adapt`` trains of a new session's ``embedder``: its input layer on a shared trunk, else all of it."""
-        return embedder.encoder.net[0] if self.share_trunk else embedder.encoder.net
-
     def forward(self, *args, **kwargs):  # noqa: D401
         raise TypeError("SessionEmbedders is a container; embed with session_embedders[session](x)")
 

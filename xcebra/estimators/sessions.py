@@ -202,7 +202,7 @@ def adapt_new_session(estimator: Any, neural: Any, y: Any, labels: dict, max_ste
         embedder = new_session_embedder(sessions[0], estimator.model, data.n_neurons, estimator.hidden_units,
                                         estimator.output_dim, estimator.lipschitz_, estimator.output_clip_,
                                         share_trunk=sessions.share_trunk)
-    sessions.trained_part(embedder).to(device)
+    embedder.encoder.net.to(device)  # a shared trunk is there already: only new layers move
     generator = torch.Generator().manual_seed(seed)
     sampler = make_sampler(estimator, data, embedder, generator)
     _check_batch(estimator, [sampler], [data])
