@@ -21,6 +21,7 @@ import torch
 
 import xcebra
 from xcebra import parallel
+from xcebra.parallel.fits import last_round_threads
 
 distributed = pytest.importorskip("distributed")
 
@@ -135,6 +136,51 @@ def test_fit_many_rerun_reads_finished_models_instead_of_fitting(client, tmp_pat
                               client=client, out_dir=tmp_path)
     assert len(list(tmp_path.glob("*.xcebra"))) == 2
     assert len(other[0].log_["loss"]) == 31
+
+
+def _mean_embedding_norm(model, data):
+    """A ``then`` for fit_many: runs on the worker, on the job's data as it was read."""
+    return float(np.linalg.norm(model.transform(data["neural"]), axis=1).mean()), sorted(data)
+
+
+def test_then_runs_on_each_job_after_its_fit_or_read_and_returns_its_value(client, tmp_path):
+    recordings = [_data(seed) for seed in range(2)]
+    datasets = [{"neural": neural, "position": position} for neural, position in recordings]
+    estimator = _estimator()
+    for rerun in (False, True):  # the second call reads the models: ``then`` still runs on each
+        outcomes = parallel.fit_outcomes(estimator, datasets, client=client, out_dir=tmp_path,
+                                         then=_mean_embedding_norm)
+        assert [o.skipped for o in outcomes] == [rerun, rerun]
+        for (neural, _), outcome in zip(recordings, outcomes):
+            norm, keys = outcome.extra
+            assert keys == ["neural", "position"]
+            assert norm == pytest.approx(np.linalg.norm(outcome.model.transform(neural), axis=1).mean(), rel=1e-6)
+            assert outcome.then_seconds > 0 and outcome.threads == 1  # the estimator fixes num_threads=1
+    assert parallel.fit_outcomes(estimator, datasets[:1], client=client, out_dir=tmp_path)[0].extra is None
+    with pytest.raises(TypeError, match="then must be None or a callable then\\(model, data\\); got int"):
+        parallel.fit_many(estimator, datasets, client=client, then=3)
+
+
+@pytest.mark.parametrize("hosts, n_jobs, expected", [
+    ({"h": [1, 1]}, 5, [None] * 4 + [2]),               # the fifth fit gets the idle worker's core too
+    ({"h": [1, 1]}, 4, [None] * 4),                     # full rounds: each job its worker's thread
+    ({"h": [1, 1]}, 1, [2]),                            # fewer jobs than workers
+    ({"h": [1, 1, 1, 1]}, 6, [None] * 4 + [2, 2]),      # two jobs share the four cores of the last round
+    ({"h": [1, 1, 1, 1]}, 7, [None] * 4 + [1, 1, 1]),   # 4 // 3 = 1: nothing to share
+    ({"h": [2, 2]}, 3, [None, None, 4]),
+    ({"h": [1, 2]}, 3, [None] * 3),                     # unequal workers: left alone
+    ({"a": [1], "b": [1]}, 3, [None] * 3),              # two machines: a job cannot use the other's cores
+    ({}, 2, [None, None]),
+])
+def test_last_round_threads_share_the_idle_workers_cores(hosts, n_jobs, expected):
+    assert last_round_threads(hosts, n_jobs) == expected
+
+
+def test_the_last_job_of_an_uneven_round_runs_on_the_idle_workers_threads(client):
+    neural, position = _data(0)
+    outcomes = parallel.fit_outcomes(_estimator(num_threads=None, max_steps=5),
+                                     [{"neural": neural, "position": position}] * 3, client=client)
+    assert [o.threads for o in outcomes] == [1, 1, 2]
 
 
 def test_a_damaged_model_file_is_refused_not_overwritten(client, tmp_path):

@@ -307,7 +307,7 @@ def main(argv=None) -> None:
 
     from xcebra import parallel
 
-    torch.set_num_threads(1)  # the maps run here, beside the workers' fits
+    torch.set_num_threads(1)  # the shadow check's maps run here, beside the workers' fits
     started = time.perf_counter()
     units = units_of(args)
     todo = [unit for unit in units if not unit_file(args.out, unit).exists()]

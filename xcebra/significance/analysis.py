@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .. import parallel
 from .._validation import as_float_array, check_float, check_int, check_option
@@ -87,9 +87,6 @@ def significance(estimator: Any, neural: Any, *, n_seeds: int = 5, n_shadows: in
     >>> result.selected()["behavior"]  # doctest: +SKIP
     >>> result.to_frame().head()  # doctest: +SKIP
     """
-
-
-
     if not isinstance(estimator, XCEBRA):
         raise TypeError(f"estimator must be an xcebra.XCEBRA; got {type(estimator).__name__}")
     if is_session_list(neural):
@@ -129,19 +126,19 @@ def significance(estimator: Any, neural: Any, *, n_seeds: int = 5, n_shadows: in
                 min_shift, n_timepoints - min_shift, n_timepoints)
 
     started = time.perf_counter()
-    models = _fit_seeds(estimator, neural, labels, sources, shifts, seeds, client, out_dir, verbose)
-    fitted = time.perf_counter()
-    real, null = [], []
-    for model, seed_shifts in tqdm(list(zip(models, shifts)), disable=not verbose, desc="significance maps",
-                                   unit="fit", dynamic_ncols=True):
-        amap = model.attribution_map(add_shadows(neural, sources, seed_shifts), method=method,
-                                     num_samples=num_samples, verbose=False)
-        block_values = amap.block_values
-        real.append(block_values[:, :n_neurons])
-        null.append(block_values[:, n_neurons:])
-    block_names = tuple(name for name, _ in models[0].blocks_)
-    result = _summarise(np.stack(real), np.stack(null), block_names, fdr=fdr, confidence=confidence)
-    timings = {"fit_seconds": fitted - started, "map_seconds": time.perf_counter() - fitted}
+    outcomes = _fit_and_map_seeds(estimator, neural, labels, sources, shifts, seeds, client, out_dir, verbose,
+                                  method=method, num_samples=num_samples)
+    block_values = np.stack([outcome.extra for outcome in outcomes])  # (n_seeds, n_blocks, N + n_shadows)
+    block_names = tuple(name for name, _ in outcomes[0].model.blocks_)
+    result = _summarise(block_values[:, :, :n_neurons], block_values[:, :, n_neurons:], block_names, fdr=fdr,
+                        confidence=confidence)
+    # the maps run on the workers as each fit ends: the wall time is one figure; per part, worker seconds
+    timings = {"seconds": time.perf_counter() - started,
+               "fit_seconds": float(sum(o.seconds for o in outcomes if not o.skipped)),
+               "map_seconds": float(sum(o.then_seconds for o in outcomes)),
+               "fits_read": float(sum(o.skipped for o in outcomes))}
+    logger.info("significance: %d fits (%d read), threads per fit %s, %.0f s in all", len(outcomes),
+                timings["fits_read"], [o.threads for o in outcomes], timings["seconds"])
     return SignificanceResult(**result, fdr=fdr, confidence=confidence, method=method, sources=sources,
                               shifts=shifts, random_states=seeds, timings=timings)
 
@@ -159,15 +156,21 @@ def _summarise(real: np.ndarray, null: np.ndarray, block_names: tuple, *, fdr: f
 
 
 def _window(model: str) -> int:
-
     return int(make_encoder(model, 1, 2, 1).window)  # the window depends on the architecture only
 
 
-def _fit_seeds(estimator: Any, neural: np.ndarray, labels: Mapping[str, np.ndarray], sources: np.ndarray,
-               shifts: np.ndarray, seeds: Sequence[int], client: Any, out_dir: Any, verbose: bool) -> list:
-    """One fit per seed, each on the recording with its own shadows, as one :func:`xcebra.parallel.fit_many`
-    call (each job its ``random_state``), so that the fits spread over the workers together."""
-
+def _fit_and_map_seeds(estimator: Any, neural: np.ndarray, labels: Mapping[str, np.ndarray], sources: np.ndarray,
+                       shifts: np.ndarray, seeds: Sequence[int], client: Any, out_dir: Any, verbose: bool, *,
+                       method: str, num_samples: int | None) -> list:
+    """One fit per seed, each on the recording with its own shadows, as one :func:`xcebra.parallel.fit_outcomes`
+    call (each job its ``random_state``), so that the fits spread over the workers together; each job's
+    block map (its ``extra``) is computed on its worker as soon as its fit ends, while other fits run."""
     jobs = [{"neural": add_shadows(neural, sources, shifts[m]), **labels} for m in range(len(seeds))]
-    return parallel.fit_many(estimator, jobs, client=client, out_dir=out_dir, verbose=verbose,
-                             params=[{"random_state": seed} for seed in seeds])
+    return parallel.fit_outcomes(estimator, jobs, client=client, out_dir=out_dir, verbose=verbose,
+                                 params=[{"random_state": seed} for seed in seeds],
+                                 then=functools.partial(_block_map, method=method, num_samples=num_samples))
+
+
+def _block_map(model: Any, data: Mapping[str, np.ndarray], *, method: str, num_samples: int | None) -> np.ndarray:
+    """The (n_blocks, inputs) block map of one fitted model on the recording it was fitted to (with its shadows)."""
+    return model.attribution_map(data["neural"], method=method, num_samples=num_samples, verbose=False).block_values

@@ -63,8 +63,10 @@ class SignificanceResult:
     random_states : tuple of int
         The estimator's ``random_state`` in each seed.
     timings : dict of str -> float
-        Seconds spent fitting (``fit_seconds``, fits read from ``out_dir`` included) and attributing
-        (``map_seconds``).
+        ``seconds``: the analysis' wall time; ``fit_seconds``: worker seconds spent fitting (fits read from
+        ``out_dir`` not counted); ``map_seconds``: worker seconds spent on the maps, which run on the workers
+        while other fits go on, so the parts overlap and do not add up to ``seconds``; ``fits_read``: fits
+        read from ``out_dir`` instead of fitted.
     """
 
     block_names: tuple
