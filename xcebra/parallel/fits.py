@@ -141,6 +141,10 @@ def fit_many(estimator: Any, datasets: Sequence[Mapping[str, Any]], client: Any 
     FitManyError
         After every job has finished or failed, if any failed: it lists each failure; the finished
         models are in its ``models`` attribute (and in ``out_dir``).
+    ValueError
+        ``datasets`` is not a list of dicts with a ``neural`` entry, or ``retries`` is not an int >= 0.
+    TypeError
+        ``then`` is not callable.
 
     Notes
     -----
@@ -150,8 +154,6 @@ def fit_many(estimator: Any, datasets: Sequence[Mapping[str, Any]], client: Any 
     single-threaded workers: jobs 0-3 on 1 thread each, job 4 on 2). The jobs are run in their order.
     Floating-point sums depend on the thread count, so such a job's model may differ from a one-thread
     fit in round-off only; set ``num_threads`` to fix every job's threads.
-    ValueError
-        ``datasets`` is not a list of dicts with a ``neural`` entry, or ``retries`` is not an int >= 0.
 
     Examples
     --------
