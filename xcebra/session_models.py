@@ -37,6 +37,7 @@ class SessionEmbedders(nn.Module):
         trunk module objects (see :func:`make_session_embedders`); ``share_trunk=False``: no module is
         shared between two sessions.
     share_trunk : bool, default True
+        Whether the sessions share every layer after the first (True) or each has a whole encoder (False).
 
     Attributes
     ----------
