@@ -116,7 +116,7 @@ _PARAMETER_VALUES = {
     "regularizer_batch_size": ('"none"', None), "regularizer_projections": ("2", 2),
     "regularizer_exact": ("true", True), "random_state": ("7", 7), "device": ('"cpu"', "cpu"),
     "num_threads": ("1", 1), "verbose": ("false", False), "precision": ('"bf16"', "bf16"),
-    "lipschitz": ("2.5", 2.5), "output_clip": ("3.0", 3.0), "share_trunk": ("false", False),
+    "lipschitz": ("2.5", 2.5), "output_clip": ("3.0", 3.0), "share_trunk": ("true", True),
 }
 
 

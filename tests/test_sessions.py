@@ -146,7 +146,8 @@ def test_label_anchors_nearest_and_classes():
 # ---------------------------------------------------------------------------------------------- model
 def test_sessions_share_every_layer_but_the_first():
     blocks = [("a", slice(0, 3)), ("b", slice(3, 6))]
-    networks = make_session_embedders("offset10", [7, 11], 16, 6, blocks, [True, True], lipschitz=4.0, seed=0)
+    networks = make_session_embedders("offset10", [7, 11], 16, 6, blocks, [True, True], lipschitz=4.0, seed=0,
+                                      share_trunk=True)
     first, second = networks[0].encoder.net, networks[1].encoder.net
     assert first[0] is not second[0] and first[0].in_channels == 7 and second[0].in_channels == 11
     assert all(a is b for a, b in zip(first[1:], second[1:]))
@@ -154,7 +155,8 @@ def test_sessions_share_every_layer_but_the_first():
     assert len(names) == len(set(names)) and any(n.startswith("inputs.1.") for n in names)
     n_params = sum(p.numel() for p in networks.parameters())
     assert n_params == sum(p.numel() for p in first.parameters()) + sum(p.numel() for p in second[0].parameters())
-    again = make_session_embedders("offset10", [7, 11], 16, 6, blocks, [True, True], lipschitz=4.0, seed=0)
+    again = make_session_embedders("offset10", [7, 11], 16, 6, blocks, [True, True], lipschitz=4.0, seed=0,
+                                   share_trunk=True)
     for (name, a), b in zip(networks.state_dict().items(), again.state_dict().values()):
         assert torch.equal(a, b), name
 
@@ -178,7 +180,7 @@ def test_separate_encoders_share_no_layer_and_register_each_weight_once():
                                    share_trunk=False)
     for (name, a), b in zip(networks.state_dict().items(), again.state_dict().values()):
         assert torch.equal(a, b), name
-    shared = make_session_embedders("offset10", [7, 11], 16, 6, blocks, [True, True], seed=0)
+    shared = make_session_embedders("offset10", [7, 11], 16, 6, blocks, [True, True], seed=0, share_trunk=True)
     with pytest.raises(ValueError, match="shares a layer with another session"):
         type(networks)([shared[0], shared[1]], share_trunk=False)
     with pytest.raises(ValueError, match="does not share the trunk"):
@@ -237,8 +239,9 @@ def test_batch_size_must_fit_every_session(sessions):
 @pytest.mark.parametrize("share_trunk", [True, False])
 def test_save_load_round_trip_keeps_every_session_and_the_anchors(fitted, sessions, tmp_path, share_trunk):
     neural, position = sessions
-    if not share_trunk:
-        fitted = _model(max_steps=5, share_trunk=False).fit(neural, position=position)
+    assert fitted.share_trunk is False  # the default layout: separate encoders
+    if share_trunk:
+        fitted = _model(max_steps=5, share_trunk=True).fit(neural, position=position)
     path = tmp_path / "sessions.xcebra"
     fitted.save(path)
     loaded = XCEBRA.load(path)
@@ -263,6 +266,23 @@ def test_load_refuses_a_file_whose_session_counts_disagree_with_its_weights(fitt
     write_tensors(tmp_path / "bad.xcebra", tensors, header)
     with pytest.raises(ValueError, match="not a consistent xcebra model file"):
         XCEBRA.load(tmp_path / "bad.xcebra")
+
+
+def test_a_file_written_before_share_trunk_existed_loads_as_a_shared_trunk(sessions, tmp_path):
+    """Files without the parameter were all shared-trunk models; the default changed to separate encoders, so
+    such a file must not be read with the new default (its weights would not even fit that layout)."""
+    from xcebra._files import read_tensors, write_tensors
+
+    neural, position = sessions
+    shared = _model(max_steps=3, share_trunk=True).fit(neural, position=position)
+    shared.save(tmp_path / "new.xcebra")
+    tensors, header = read_tensors(tmp_path / "new.xcebra", expected_format="xcebra-model")
+    del header["params"]["share_trunk"]
+    write_tensors(tmp_path / "old.xcebra", tensors, header)
+    loaded = XCEBRA.load(tmp_path / "old.xcebra")
+    assert loaded.share_trunk is True and loaded.sessions_.share_trunk and len(loaded.sessions_.trunk) > 0
+    for s, x in enumerate(neural):
+        np.testing.assert_array_equal(loaded.transform(x, session=s), shared.transform(x, session=s))
 
 
 @pytest.mark.parametrize("loss, share_trunk", [("cosine", True), ("euclidean", True), ("euclidean", False)])

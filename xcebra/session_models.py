@@ -1,4 +1,4 @@
-"""Encoders for several sessions: one input layer per session and a shared trunk, or one whole encoder each.
+"""Encoders for several sessions: one whole encoder each (the default), or one input layer each and a shared trunk.
 
 Sessions have different neurons, so each has at least its own first layer (neurons -> hidden units).
 Two layouts:
@@ -36,7 +36,7 @@ class SessionEmbedders(nn.Module):
         ``share_trunk=True``: each encoder's ``net`` is ``Sequential(input layer, *trunk)`` with the *same*
         trunk module objects (see :func:`make_session_embedders`); ``share_trunk=False``: no module is
         shared between two sessions.
-    share_trunk : bool, default True
+    share_trunk : bool, default False
         Whether the sessions share every layer after the first (True) or each has a whole encoder (False).
 
     Attributes
@@ -46,9 +46,9 @@ class SessionEmbedders(nn.Module):
     trunk : nn.ModuleList of the shared layers; empty for separate encoders.
     """
 
-    share_trunk: bool = True  # the class default: the one layout before separate encoders existed
+    share_trunk: bool = True  # for objects pickled before the attribute existed: the one layout then
 
-    def __init__(self, embedders: Sequence[Embedder], share_trunk: bool = True):
+    def __init__(self, embedders: Sequence[Embedder], share_trunk: bool = False):
         super().__init__()
         embedders = list(embedders)
         if not embedders:
@@ -112,7 +112,7 @@ class SessionEmbedders(nn.Module):
 
 
 def new_session_embedder(trunk_owner: Embedder, model: str, n_neurons: int, hidden_units: int, output_dim: int,
-                         lipschitz: float | None, output_clip: float | None, share_trunk: bool = True) -> Embedder:
+                         lipschitz: float | None, output_clip: float | None, share_trunk: bool = False) -> Embedder:
     """An embedder for ``n_neurons`` neurons with ``trunk_owner``'s block layout; with ``share_trunk`` its layers
     after the first are ``trunk_owner``'s (the same objects), otherwise it is a whole encoder of its own.
 
@@ -131,7 +131,7 @@ def _blocks(embedder: Embedder) -> list[tuple[str, slice]]:
 def make_session_embedders(model: str, n_neurons: Sequence[int], hidden_units: int, output_dim: int,
                            blocks: Sequence[tuple[str, slice]], normalized: Sequence[bool],
                            lipschitz: float | None = None, output_clip: float | None = None,
-                           seed: int = 0, share_trunk: bool = True) -> SessionEmbedders:
+                           seed: int = 0, share_trunk: bool = False) -> SessionEmbedders:
     """Encoders for sessions of ``n_neurons[s]`` neurons, sharing one trunk or (``share_trunk=False``) each a
     whole encoder of its own, initialised from ``seed`` (torch's global generator is left as it was).
 

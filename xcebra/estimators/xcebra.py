@@ -67,7 +67,7 @@ class XCEBRA(EmbeddingEstimator):
         Learn one temperature per objective, starting at ``temperature``, kept >= ``min_temperature``.
     min_temperature : float, default 0.01
     batch_size : int, default 512
-        References (and negatives) per step.
+        References (and negatives) per step; in a multi-session fit, per session and step.
     max_steps : int, default 1000
     learning_rate : float, default 3e-4
         Adam.
@@ -79,7 +79,8 @@ class XCEBRA(EmbeddingEstimator):
         The regularizer is not computed while its weight is 0.
     regularizer_batch_size : int or None, default 256
         The regularizer is estimated on this many of each step's references (a uniform subset, so the
-        estimate is unbiased); ``None`` uses all of them.
+        estimate is unbiased); ``None`` uses all of them. In a multi-session fit, per session: each
+        session's encoder gets the penalty its own single-session fit would.
     regularizer_projections : int, default 1
         Random projections for the Frobenius-norm estimate.
     regularizer_exact : bool, default False
@@ -117,14 +118,16 @@ class XCEBRA(EmbeddingEstimator):
         as the reference package's bounded euclidean models do (``offset1-model-mse-clip-5-5`` is
         ``output_clip=5.0``). ``None``: no clip. A coordinate held at the clip has zero gradient there,
         so its attribution is zero at those time points.
-    share_trunk : bool, default True
-        Multi-session fits only (``fit`` on a list of recordings; ignored for one recording). True: each
+    share_trunk : bool, default False
+        Multi-session fits only (``fit`` on a list of recordings; ignored for one recording). False: each
+        session has a whole encoder of its own, as the reference package's multi-session models do, and the
+        sessions meet only in the embedding space, through the label-driven positives drawn across
+        sessions; ``adapt`` trains a whole new encoder against the fitted sessions' anchors. True: each
         session has its own input layer (neurons -> hidden units) and every later layer is one network
-        shared by all sessions, so ``adapt`` trains only a new input layer. False: each session has a
-        whole encoder of its own, as the reference package's multi-session models do, and the sessions
-        meet only in the embedding space, through the label-driven positives drawn across sessions;
-        ``adapt`` then trains a whole new encoder against the fitted sessions' anchors. Which layout ranks
-        each animal's cells better is measured in the docs (results, "Many animals in one model").
+        shared by all sessions, so ``adapt`` trains only a new input layer (fewer weights per session,
+        faster ``adapt`` steps). Separate encoders are the default because they rank each animal's cells
+        better and decode better, at about 10% more time per step (docs: results, "Many animals in one
+        model"). Model files written before this parameter existed load as ``True``, their layout.
 
     Attributes
     ----------
@@ -174,7 +177,7 @@ class XCEBRA(EmbeddingEstimator):
                  regularizer_projections: int = 1, regularizer_exact: bool = False,
                  random_state: int | None = None, device: Any = "auto", num_threads: int | None = None,
                  verbose: bool = True, precision: str = "fp32", lipschitz: float | str | None = "auto",
-                 output_clip: float | None = None, share_trunk: bool = True):
+                 output_clip: float | None = None, share_trunk: bool = False):
         self.objectives = objectives
         self.model = model
         self.hidden_units = hidden_units

@@ -11,8 +11,8 @@ land in it are embedded by that session's encoder (one pass per session, each di
   the mean over sessions: negatives of other sessions would reward a block that encodes which session a
   point comes from, which the behaviour block must not.
 
-The Jacobian regularizer is each session's penalty on its first ``regularizer_batch_size / S`` references
-(at least one), averaged over sessions.
+The Jacobian regularizer is each session's penalty on its first ``regularizer_batch_size`` references (as
+in a single-session fit), averaged over sessions.
 
 Adapt step (:class:`AdaptTask`): on a shared trunk only the new session's input layer is trained; the
 trunk stays in evaluation mode, so its weights, and the spectral normalisation's power-iteration vectors
@@ -116,9 +116,10 @@ class SessionTask(_StepBase):
         self.n_sessions = len(embedders)
         self.sequences = [x.T.contiguous()[None] if embedders.window > 1 else None for x in self.neural]
         self.windows = [sliding_windows(x, embedders.window) for x in self.neural]
-        total = sampler.batch_size if plan.regularizer_batch_size is None else min(plan.regularizer_batch_size,
-                                                                                    sampler.batch_size * self.n_sessions)
-        self.reg_size = max(1, -(-total // self.n_sessions))
+        # per session, as in a single-session fit: each session's input layer (or encoder) gets a penalty
+        # estimated on as many rows as its own fit would give it
+        self.reg_size = sampler.batch_size if plan.regularizer_batch_size is None else min(
+            plan.regularizer_batch_size, sampler.batch_size)
         self.coverage = torch.as_tensor(coverage, dtype=torch.float32, device=self.neural[0].device)
         self.cross = list(sampler.cross)
         self.euclidean_dims = euclidean_dims(self.heads, embedders[0], self.neural[0].device)
@@ -187,13 +188,13 @@ class AdaptTask(_StepBase):
     neural : (T, N) float32 tensor of the new session.
     anchor_embedding : (K, D) float32 tensor, the anchors' embeddings (fixed).
     plan, coverage, generator : as for :class:`SessionTask`.
-    share_trunk : bool, default True
+    share_trunk : bool, default False
         Train the input layer only (the rest is the frozen shared trunk); False: train the whole encoder.
     """
 
     def __init__(self, embedder, heads: Sequence[LossHead], sampler: AdaptSampler, neural: torch.Tensor,
                  anchor_embedding: torch.Tensor, plan: TrainingPlan, coverage: Sequence[int],
-                 generator: torch.Generator, share_trunk: bool = True):
+                 generator: torch.Generator, share_trunk: bool = False):
         self.embedder, self.heads, self.sampler, self.neural, self.plan = embedder, list(heads), sampler, neural, plan
         net = embedder.encoder.net
         self.model = net[0] if share_trunk else net  # what is trained (and checkpointed)
@@ -267,7 +268,7 @@ def fit_sessions(embedders: SessionEmbedders, heads: Sequence[LossHead], sampler
 
 def adapt_session(embedder, heads: Sequence[LossHead], sampler: AdaptSampler, neural: torch.Tensor,
                   anchor_embedding: torch.Tensor, plan: TrainingPlan, *, coverage: Sequence[int],
-                  generator: torch.Generator, verbose: bool = True, share_trunk: bool = True) -> dict[str, np.ndarray]:
+                  generator: torch.Generator, verbose: bool = True, share_trunk: bool = False) -> dict[str, np.ndarray]:
     """Train ``embedder`` (a new session) in place against the frozen model: its input layer on the frozen
     shared trunk, or (``share_trunk=False``) its whole encoder; return the log."""
     task = AdaptTask(embedder, heads, sampler, neural, anchor_embedding, plan, coverage, generator, share_trunk)
