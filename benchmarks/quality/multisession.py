@@ -23,12 +23,13 @@ Measured:
   step counts, against its own fresh fit of ``--steps`` steps: AUC, and decoding by the four animals'
   decoder (the fresh fit has no shared space, so only its within-animal decoding is comparable).
 
-    python -m benchmarks.quality.multisession --out benchmarks/results/multisession
-    python -m benchmarks.quality.multisession --seed 1 --quality-only --out benchmarks/results/multisession_seed1
-        # another model seed for both sides: decoding, AUC and consistency only (no timing, no adapt)
+    python -m benchmarks.quality.multisession --seed 1 --out benchmarks/results/multisession_full_seed1
+        # the default layout (a whole encoder per animal), both sides fitted, timings and adapt
+    python -m benchmarks.quality.multisession --share-trunk yes --out benchmarks/results/multisession
+        # one input layer per animal and a shared trunk
     python -m benchmarks.quality.multisession --share-trunk no --reuse-single benchmarks/results/multisession \
-        --out benchmarks/results/multisession_separate
-        # separate encoders per animal; the single-animal side is read from an earlier run of the same settings
+        --out benchmarks/results/multisession_separate_reg_full
+        # the single-animal side read from an earlier run of the same settings; only the multi-session side fitted
 
 ``--reuse-single DIR`` takes every single-animal figure (decoding, AUC, consistency, the single fit's step, the
 fifth animal's fresh fit) from ``DIR/multisession.json`` instead of refitting, after checking that its data,
@@ -124,9 +125,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quality-only", action="store_true",
                         help="decoding, AUC and consistency only: skip the step timings and adapt")
-    parser.add_argument("--share-trunk", choices=("yes", "no"), default="yes",
-                        help="multi-session layout: one input layer per animal and a shared trunk (yes), or a whole "
-                             "encoder per animal (no)")
+    parser.add_argument("--share-trunk", choices=("yes", "no"), default="no",
+                        help="multi-session layout: a whole encoder per animal (no, the library's default), or one "
+                             "input layer per animal and a shared trunk (yes)")
     parser.add_argument("--reuse-single", default=None, metavar="DIR",
                         help="read the single-animal side from DIR/multisession.json (same settings) instead of fitting")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
@@ -259,7 +260,7 @@ def markdown(r: dict, args: argparse.Namespace) -> str:
     command = (f"python -m benchmarks.quality.multisession --animals {args.animals} --duration {args.duration:g} "
                f"--steps {args.steps} --batch-size {args.batch_size} --adapt-steps {args.adapt_steps}"
                + (f" --seed {args.seed}" if args.seed else "") + (" --quality-only" if args.quality_only else "")
-               + (" --share-trunk no" if args.share_trunk == "no" else "")
+               + f" --share-trunk {args.share_trunk}"
                + (f" --reuse-single {args.reuse_single}" if args.reuse_single else "") + f" --out {args.out}")
     lines = ["# One model on several animals (multi-session) against one model per animal", "",
              "Written by `benchmarks/quality/multisession.py`; command:", "", "```", command, "```", "",
