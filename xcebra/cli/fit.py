@@ -30,7 +30,7 @@ XCEBRA parameter (as may --param NAME=VALUE); TOML has no null, so write "none" 
 
 {EXAMPLE_CONFIG}
 DATA may instead be a sessions manifest (a .toml file): one multi-session model is fitted on all its
-recordings (each its own input layer, the label-driven blocks shared; --batch-size counts references
+recordings (each its own encoder, the label-driven blocks shared; --batch-size counts references
 per session). Each session names its arrays there, so --neural and --label are not given. A manifest:
 
 {EXAMPLE_SESSIONS}"""

@@ -1,10 +1,10 @@
 """Sessions manifests: the TOML file that ``xcebra fit`` reads to fit one multi-session model.
 
 ``xcebra fit sessions.toml --out model.xcebra`` fits one model on every ``[[session]]`` of the manifest
-(:meth:`xcebra.XCEBRA.fit` on a list of recordings): one input layer per session, the behaviour block
-shared. Every session names the same labels; the model comes from the manifest (``config = FILE`` or a
-``[model]`` table), from ``--config``, or from the command line's defaults, later ones overriding
-earlier ones.
+(:meth:`xcebra.XCEBRA.fit` on a list of recordings): one encoder per session (``share_trunk = true`` in
+the model: one input layer each on shared layers), the behaviour block shared. Every session names the
+same labels; the model comes from the manifest (``config = FILE`` or a ``[model]`` table), from
+``--config``, or from the command line's defaults, later ones overriding earlier ones.
 """
 
 from __future__ import annotations

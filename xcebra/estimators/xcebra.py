@@ -143,7 +143,7 @@ class XCEBRA(EmbeddingEstimator):
         :class:`xcebra.diagnostics.EmbeddingGrowthWarning` when its embedding inflated.
     n_features_in_ : int, number of neurons seen in fit; a tuple of one count per session for a multi-session fit.
     sessions_ : :class:`xcebra.session_models.SessionEmbedders`, multi-session fits only (instead of ``encoder_``):
-        one input layer per session and the later layers shared, or one encoder per session (``share_trunk``);
+        one encoder per session, or one input layer per session and the later layers shared (``share_trunk``);
         ``n_sessions_`` their number.
     anchors_ : dict, multi-session fits only: up to 2,000 labelled embeddings per fitted session
         (``"embedding"`` (K, output_dim), ``"session"`` (K,), ``"labels"`` {name: (K,) or (K, d)}), the targets
@@ -239,7 +239,7 @@ class XCEBRA(EmbeddingEstimator):
         neural : array of shape (T, N), or a list of S such arrays (T_s, N_s)
             Neural activity (spike counts, calcium traces, ...), one row per time point. A list fits one
             model on S sessions (recordings, animals) with their own neurons: each session has its own
-            input layer, every later layer is shared, and label-driven objectives draw positives across
+            encoder (``share_trunk``), and label-driven objectives draw positives across
             sessions matched on the label, so their blocks are one space for all sessions; the time
             objective pairs time points within a session. Each label is then a list of S arrays, in the
             same units in every session; ``batch_size`` counts references per session and step. See
@@ -428,10 +428,11 @@ class XCEBRA(EmbeddingEstimator):
               random_state: int | None = None, **labels: Any) -> int:
         """Add a new session (an unseen recording, any neuron count) to a fitted multi-session model.
 
-        Trains only a new input layer for ``neural``; the shared layers, and every fitted session, stay bit
-        for bit as they were. The new session's label-driven positives are drawn, with probability
-        ``S / (S + 1)``, among ``anchors_`` (up to 2,000 labelled embeddings per fitted session, kept with the
-        model), so its blocks land in the model's space; its time positives are its own.
+        Trains a new encoder for ``neural`` (with ``share_trunk=True`` only a new input layer on the shared
+        layers); every fitted session, and any shared layer, stays bit for bit as it was. The new session's
+        label-driven positives are drawn, with probability ``S / (S + 1)``, among ``anchors_`` (up to 2,000
+        labelled embeddings per fitted session, kept with the model), so its blocks land in the model's space;
+        its time positives are its own.
 
         Parameters
         ----------
