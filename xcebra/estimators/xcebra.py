@@ -126,8 +126,9 @@ class XCEBRA(EmbeddingEstimator):
         session has its own input layer (neurons -> hidden units) and every later layer is one network
         shared by all sessions, so ``adapt`` trains only a new input layer (fewer weights per session,
         faster ``adapt`` steps). Separate encoders are the default because they rank each animal's cells
-        better and decode better, at about 10% more time per step (docs: results, "Many animals in one
-        model"). Model files written before this parameter existed load as ``True``, their layout.
+        better and decode better; a step then costs about one step of each session's own fit (docs:
+        results, "Many animals in one model"). Model files written before this parameter existed load
+        as ``True``, their layout.
 
     Attributes
     ----------
