@@ -139,12 +139,12 @@ def attribution_methods() -> None:
     ax.legend(loc="lower left", fontsize=8, frameon=False)
 
 
-def multisession_consistency() -> None:
+def multisession_consistency(run: str = "multisession_full_seed1") -> None:
     """Consistency of the behaviour blocks across the animals: one model on all of them against one model per
-    animal (``benchmarks/results/multisession/multisession.json``)."""
+    animal (``benchmarks/results/<run>/multisession.json``)."""
     from xcebra.viz import plot_consistency_matrix
 
-    result = json.loads((RESULTS / "multisession" / "multisession.json").read_text())
+    result = json.loads((RESULTS / run / "multisession.json").read_text())
     fig, axes = plt.subplots(1, 2, figsize=(9, 4), layout="constrained")
     for ax, key, title in zip(axes, ("multi", "single"), ("one model, all animals", "one model per animal")):
         plot_consistency_matrix(np.array(result["consistency"][key], dtype=float), ax=ax, title=title,
