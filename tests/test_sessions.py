@@ -236,6 +236,24 @@ def test_batch_size_must_fit_every_session(sessions):
         _model(batch_size=150).fit([neural[0], neural[1][:140]], position=[position[0], position[1][:140]])
 
 
+@pytest.mark.parametrize("rows, expected", [(16, 16), (None, 128), (1000, 128)])
+def test_each_session_is_regularized_on_the_rows_its_own_fit_would_use(sessions, monkeypatch, rows, expected):
+    """regularizer_batch_size counts rows per session (at most batch_size), not rows split among sessions."""
+    import xcebra.training.sessions as session_training
+
+    seen = []
+    penalty = session_training._penalty
+
+    def recording(embedder, windows, reference, *args, **kwargs):
+        seen.append(len(reference))
+        return penalty(embedder, windows, reference, *args, **kwargs)
+
+    monkeypatch.setattr(session_training, "_penalty", recording)
+    neural, position = sessions
+    _model(max_steps=2, regularizer_ramp=None, regularizer_batch_size=rows).fit(neural, position=position)
+    assert seen == [expected] * (2 * len(neural))
+
+
 @pytest.mark.parametrize("share_trunk", [True, False])
 def test_save_load_round_trip_keeps_every_session_and_the_anchors(fitted, sessions, tmp_path, share_trunk):
     neural, position = sessions

@@ -176,9 +176,9 @@ class EmbeddingEstimator(BaseEstimator):
             ``"shapley-sampling"``, ``"gradient-shap"`` (captum; see :mod:`xcebra.attribution.baselines`).
             ``xcebra.attribution.METHODS`` lists them all.
         session : int, optional
-            Multi-session models: the session whose encoder (its own, or its input layer and the shared layers) is
-            attributed; ``neural`` is that session's recording and the map's columns its neurons. Leave
-            it out for a model fitted on one recording.
+            Multi-session models: the session whose encoder (its own, or its input layer and the shared
+            layers) is attributed; ``neural`` is that session's recording and the map's columns its neurons.
+            Leave it out for a model fitted on one recording.
         num_samples : int, optional
             Attribute this many time points drawn uniformly without replacement (seeded by
             ``random_state``) instead of all of them; ``AttributionMap.stderr`` tells the precision.

@@ -81,8 +81,7 @@ class ContrastiveTask:
         self.euclidean_dims = euclidean_dims(heads, embedder, neural.device)
         self.sequence = neural.T.contiguous()[None] if embedder.window > 1 else None
         self.windows = sliding_windows(neural, embedder.window)
-        self.reg_size = sampler.batch_size if plan.regularizer_batch_size is None else min(
-            plan.regularizer_batch_size, sampler.batch_size)
+        self.reg_size = plan.regularizer_rows(sampler.batch_size)
         # the regularizer's row weights as a tensor once, not converted from the sequence at every step
         self.coverage = torch.as_tensor(coverage, dtype=torch.float32, device=neural.device)
         self.shard = None if group is None else Shard(group, embedder, neural, sampler.domain)

@@ -55,6 +55,11 @@ class TrainingPlan:
     checkpoint_every: int = 0
     precision: str = "fp32"
 
+    def regularizer_rows(self, batch_size: int) -> int:
+        """How many of a step's ``batch_size`` references the regularizer is estimated on (per session in a
+        multi-session fit, so each encoder gets what its own fit would)."""
+        return batch_size if self.regularizer_batch_size is None else min(self.regularizer_batch_size, batch_size)
+
 
 @dataclass
 class StepOutput:

@@ -116,10 +116,9 @@ class SessionTask(_StepBase):
         self.n_sessions = len(embedders)
         self.sequences = [x.T.contiguous()[None] if embedders.window > 1 else None for x in self.neural]
         self.windows = [sliding_windows(x, embedders.window) for x in self.neural]
-        # per session, as in a single-session fit: each session's input layer (or encoder) gets a penalty
+        # per session, as in a single-session fit: each session's encoder (or input layer) gets a penalty
         # estimated on as many rows as its own fit would give it
-        self.reg_size = sampler.batch_size if plan.regularizer_batch_size is None else min(
-            plan.regularizer_batch_size, sampler.batch_size)
+        self.reg_size = plan.regularizer_rows(sampler.batch_size)
         self.coverage = torch.as_tensor(coverage, dtype=torch.float32, device=self.neural[0].device)
         self.cross = list(sampler.cross)
         self.euclidean_dims = euclidean_dims(self.heads, embedders[0], self.neural[0].device)
@@ -203,8 +202,7 @@ class AdaptTask(_StepBase):
         self.generator = generator
         self.sequence = neural.T.contiguous()[None] if embedder.window > 1 else None
         self.windows = sliding_windows(neural, embedder.window)
-        self.reg_size = sampler.batch_size if plan.regularizer_batch_size is None else min(
-            plan.regularizer_batch_size, sampler.batch_size)
+        self.reg_size = plan.regularizer_rows(sampler.batch_size)
         self.coverage = torch.as_tensor(coverage, dtype=torch.float32, device=neural.device)
         self.trunk = list(net[1:]) if share_trunk else []
         self._trunk_grad = [(p, p.requires_grad) for m in self.trunk for p in m.parameters()]
